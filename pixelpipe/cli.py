@@ -1,0 +1,199 @@
+"""The ``pixelpipe`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from pixelpipe.errors import PixelpipeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Declarative, versioned pipelines for computer-vision datasets.",
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+PipelineOption = Annotated[
+    str, typer.Option("--pipeline", "-p", help="Pipeline file, relative to the project root.")
+]
+
+
+def _root() -> Path:
+    return Path.cwd()
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger("pixelpipe")
+    root.setLevel(level)
+    root.handlers.clear()
+    root.propagate = False
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, show_time=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+@app.command()
+def compile(
+    pipeline: PipelineOption = "pipelines/default.yaml",
+    check: Annotated[bool, typer.Option(help="Fail when dvc.yaml is not current.")] = False,
+) -> None:
+    """Validate the pipeline and params, and write dvc.yaml."""
+    from pixelpipe.compile import compile_pipeline
+    from pixelpipe.loader import load_pipeline
+
+    loaded = load_pipeline(_root(), pipeline)
+    changed = compile_pipeline(loaded, check=check)
+    if check:
+        out.print(f"dvc.yaml is current with {pipeline}")
+    else:
+        out.print(f"{'wrote' if changed else 'unchanged:'} dvc.yaml ({len(loaded.stages)} stages)")
+
+
+@app.command()
+def run(
+    stage: Annotated[str, typer.Argument(help="Stage name in the pipeline.")],
+    pipeline: PipelineOption = "pipelines/default.yaml",
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [default: PIXELPIPE_WORKERS or CPUs].")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="local, dask, or dask://HOST:PORT [PIXELPIPE_EXECUTOR].")
+    ] = None,
+) -> None:
+    """Run one stage (this is what dvc.yaml calls)."""
+    from pixelpipe.runner import run_stage
+
+    run_stage(_root(), stage, pipeline, executor=executor, workers=workers)
+
+
+@app.command()
+def stages(
+    kind: Annotated[str | None, typer.Argument(help="A stage kind to describe.")] = None,
+    schema: Annotated[bool, typer.Option(help="Print the params JSON schema.")] = False,
+) -> None:
+    """List the stage kinds and their params, or describe one."""
+    from pixelpipe.registry import builtin_names, ensure_on_path, resolve
+
+    ensure_on_path(str(_root()))
+    if schema:
+        if kind is None:
+            raise PixelpipeError("--schema needs a KIND: `pixelpipe stages dedupe --schema`")
+        out.print_json(json.dumps(resolve(kind).params.model_json_schema()))
+        return
+    for name in [kind] if kind else builtin_names():
+        found = resolve(name)
+        table = Table(title=f"[bold]{name}[/]: {found.summary}", title_justify="left")
+        for column in ("param", "type", "default", "description"):
+            table.add_column(column, overflow="fold")
+        for param, info in found.params.model_fields.items():
+            default: Any = info.get_default(call_default_factory=True)
+            type_name = getattr(info.annotation, "__name__", None) or str(info.annotation)
+            table.add_row(
+                param, type_name.replace("typing.", ""), json.dumps(default), info.description or ""
+            )
+        out.print(table)
+        if kind:
+            out.print(found.doc)
+
+
+@app.command()
+def show(path: Annotated[Path, typer.Argument(help="A dataset folder, e.g. data/ingest.")]) -> None:
+    """Summarize a dataset: counts, classes, digest, removals by reason."""
+    import pyarrow.compute as pc
+
+    from pixelpipe.dataset import Dataset
+
+    dataset = Dataset(path)
+    info = dataset.info
+    counts = info["counts"]
+    out.print(f"[bold]{path}[/]  stage {info['stage']} ({info['kind']})  {info['digest']}")
+    out.print(
+        f"samples {counts['samples']}  annotations {counts['annotations']}  "
+        f"removed {counts['removed']}  splits {counts['splits']}"
+    )
+    per_class: dict[int, int] = {}
+    flat = pc.list_flatten(dataset.table.column("annotations"))
+    if len(flat):
+        for cat in pc.struct_field(flat, "category_id").to_pylist():
+            per_class[cat] = per_class.get(cat, 0) + 1
+    table = Table("id", "class", "instances", title="classes", title_justify="left")
+    for category in dataset.categories:
+        table.add_row(str(category.id), category.name, str(per_class.pop(category.id, 0)))
+    for unknown, count in sorted(per_class.items()):
+        table.add_row(str(unknown), "[red](not in class map)[/]", str(count))
+    out.print(table)
+    removed = dataset.removed()
+    if removed.num_rows:
+        table = Table("reason", "id", "detail", title="removed", title_justify="left")
+        for row in removed.sort_by([("reason", "ascending"), ("id", "ascending")]).to_pylist():
+            table.add_row(row["reason"], row["id"], row["detail"])
+        out.print(table)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write it.")] = Path(
+        "data/raw/demo"
+    ),
+) -> None:
+    """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
+    from pixelpipe.demo import build
+
+    summary = build(out_dir)
+    out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {out_dir}")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+) -> None:
+    """Make a ready project: git and DVC, a default pipeline, params, configs, dvc.yaml."""
+    from pixelpipe.project import init_project
+
+    for line in init_project(directory):
+        out.print(line)
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line each and exit 1, without a traceback."""
+    _setup_logging(verbose=bool(os.environ.get("PIXELPIPE_DEBUG")))
+    try:
+        app(standalone_mode=False)
+    except PixelpipeError as exc:
+        if os.environ.get("PIXELPIPE_DEBUG"):
+            traceback.print_exc()
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,220 @@
+"""One map-over-chunks interface, run in-process, on a local process pool, or on Dask.
+
+Results always come back in input order, so outputs never depend on the number of
+workers or on the executor. Choose with ``--executor``/``PIXELPIPE_EXECUTOR``:
+
+- ``local`` (default): a process pool of ``--workers``/``PIXELPIPE_WORKERS`` processes
+  (1 runs in-process);
+- ``dask``: a ``distributed.LocalCluster`` on loopback with that many workers;
+- ``dask://HOST:PORT`` or ``tcp://HOST:PORT``: an existing Dask scheduler.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from pixelpipe.errors import PixelpipeError
+
+T = TypeVar("T")
+R = TypeVar("R")
+ChunkFn = Callable[[list[T]], list[R]]
+
+
+class Executor(Protocol):
+    """Maps a function over chunks of items; results in input order."""
+
+    workers: int
+
+    def map_chunks(
+        self,
+        fn: ChunkFn[T, R],
+        items: Sequence[T],
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[R]:
+        """Apply ``fn`` to consecutive chunks of ``items``; yield results in order.
+
+        Args:
+            fn: A picklable top-level function from a list of items to a list of
+                results of the same length.
+            items: The items.
+            chunk_size: Items per chunk.
+            on_chunk: Called with the chunk's size as each chunk completes (progress).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release workers."""
+        ...
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    size = max(1, size)
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _checked(chunk: list[T], result: list[R]) -> list[R]:
+    if len(result) != len(chunk):
+        raise RuntimeError(f"chunk function returned {len(result)} results for {len(chunk)} items")
+    return result
+
+
+class SerialExecutor:
+    """Runs every chunk in this process."""
+
+    workers = 1
+
+    def map_chunks(
+        self,
+        fn: ChunkFn[T, R],
+        items: Sequence[T],
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[R]:
+        """See :meth:`Executor.map_chunks`."""
+        for chunk in _chunks(items, chunk_size):
+            yield from _checked(chunk, fn(chunk))
+            if on_chunk:
+                on_chunk(len(chunk))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class ProcessExecutor:
+    """A local process pool; at most ``2 * workers`` chunks in flight (bounded memory).
+
+    Args:
+        workers: Number of worker processes.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        # forkserver: no fork of a threaded parent (progress bars and loggers run threads).
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def map_chunks(
+        self,
+        fn: ChunkFn[T, R],
+        items: Sequence[T],
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[R]:
+        """See :meth:`Executor.map_chunks`."""
+        pending: deque[tuple[list[T], Future[list[R]]]] = deque()
+        chunks = _chunks(items, chunk_size)
+        for chunk in chunks:
+            pending.append((chunk, self._pool.submit(fn, chunk)))
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            chunk, future = pending.popleft()
+            result = _checked(chunk, future.result())
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append((nxt, self._pool.submit(fn, nxt)))
+            if on_chunk:
+                on_chunk(len(chunk))
+            yield from result
+
+    def close(self) -> None:
+        """Shut the pool down."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Runs chunks on a Dask ``distributed`` cluster.
+
+    Args:
+        address: A scheduler address, or ``None`` to start a ``LocalCluster`` on loopback.
+        workers: Workers of the local cluster.
+    """
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster: Any = None
+        if address is None:
+            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=workers,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+                processes=True,
+            )
+            self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
+        else:
+            self._client = Client(address)  # type: ignore[no-untyped-call]
+        self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
+
+    def map_chunks(
+        self,
+        fn: ChunkFn[T, R],
+        items: Sequence[T],
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[R]:
+        """See :meth:`Executor.map_chunks`."""
+        pending: deque[tuple[list[T], Any]] = deque()
+        chunks = _chunks(items, chunk_size)
+        for chunk in chunks:
+            pending.append((chunk, self._client.submit(fn, chunk, pure=False)))
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            chunk, future = pending.popleft()
+            result = _checked(chunk, future.result())
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append((nxt, self._client.submit(fn, nxt, pure=False)))
+            if on_chunk:
+                on_chunk(len(chunk))
+            yield from result
+
+    def close(self) -> None:
+        """Close the client and any cluster this executor started."""
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def default_workers() -> int:
+    """``PIXELPIPE_WORKERS``, else the number of usable CPUs."""
+    raw = os.environ.get("PIXELPIPE_WORKERS")
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise PixelpipeError(f"PIXELPIPE_WORKERS: not a whole number: {raw!r}") from None
+        if value < 1:
+            raise PixelpipeError(f"PIXELPIPE_WORKERS: must be at least 1, got {value}")
+        return value
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def make_executor(spec: str | None = None, workers: int | None = None) -> Executor:
+    """Build the executor named by ``spec`` (or ``PIXELPIPE_EXECUTOR``).
+
+    Args:
+        spec: ``local``, ``dask``, or a scheduler address ``dask://host:port``.
+        workers: Worker count; defaults to :func:`default_workers`.
+
+    Raises:
+        PixelpipeError: For an unknown executor name.
+    """
+    spec = spec or os.environ.get("PIXELPIPE_EXECUTOR") or "local"
+    count = workers if workers is not None else default_workers()
+    if spec == "local":
+        return SerialExecutor() if count <= 1 else ProcessExecutor(count)
+    if spec == "dask":
+        return DaskExecutor(None, count)
+    if spec.startswith(("dask://", "tcp://")):
+        return DaskExecutor("tcp://" + spec.split("://", 1)[1], count)
+    raise PixelpipeError(f"unknown executor {spec!r}: use 'local', 'dask' or 'dask://HOST:PORT'")

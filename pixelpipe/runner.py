@@ -1,0 +1,180 @@
+"""Runs one stage: inputs in, params checked, step called, outputs written atomically.
+
+The output is written into ``data/.<stage>.tmp-<pid>`` and renamed into ``data/<stage>``
+only when complete, so a stage killed at any moment leaves the previous output or none,
+never half of one. The runner checks that nothing was lost: every input sample is in the
+output or in ``removed.parquet``, and every new sample names its parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pixelpipe.compile import DATA_DIR, REPORTS_DIR
+from pixelpipe.context import StageContext
+from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.executor import make_executor
+from pixelpipe.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
+from pixelpipe.stage import StageResult
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(data_dir: Path, stage: str) -> None:
+    """Remove temporary folders of earlier runs of ``stage`` whose process is gone."""
+    for leftover in data_dir.glob(f".{stage}.*-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` with renames only; never leaves half a directory."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write JSON through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_accounting(planned: PlannedStage, inputs: list[Dataset], result: StageResult) -> None:
+    """Every sample read is kept or removed; every new sample is derived from a parent.
+
+    Raises:
+        PixelpipeError: Naming the samples the stage lost or invented.
+    """
+    out = result.output.samples_table()
+    removed = result.output.removed_table()
+    out_ids = out.column("id").to_pylist()
+    removed_ids = removed.column("id").to_pylist()
+    name = planned.name
+    if planned.kind.is_source:
+        expected = result.expected
+        if expected is not None and expected != len(out_ids) + len(removed_ids):
+            raise PixelpipeError(
+                f"stage '{name}': found {expected} items but kept {len(out_ids)} and removed "
+                f"{len(removed_ids)}; every item must be kept or removed with a reason"
+            )
+        both = set(out_ids) & set(removed_ids)
+        if both:
+            raise PixelpipeError(f"stage '{name}': ids both kept and removed: {sorted(both)[:5]}")
+        return
+    seen: Counter[str] = Counter()
+    for dataset in inputs:
+        seen.update(dataset.table.column("id").to_pylist())
+    accounted = Counter(out_ids) + Counter(removed_ids)
+    lost = sorted((seen - accounted).elements())
+    if lost:
+        raise PixelpipeError(
+            f"stage '{name}': {len(lost)} input samples neither kept nor removed "
+            f"(first: {', '.join(lost[:5])}); in = out + removed must hold"
+        )
+    extra = accounted - seen
+    parents = dict(zip(out_ids, out.column("parent").to_pylist(), strict=True))
+    orphans = sorted(i for i in extra if parents.get(i) is None)
+    if orphans:
+        raise PixelpipeError(
+            f"stage '{name}': {len(orphans)} samples neither read nor derived from a parent "
+            f"(first: {', '.join(orphans[:5])})"
+        )
+
+
+def run_stage(
+    root: Path,
+    name: str,
+    pipeline_file: str = DEFAULT_PIPELINE,
+    executor: str | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Run the stage ``name`` of the pipeline and write its output and metrics.
+
+    Args:
+        root: The project root.
+        name: The stage name.
+        pipeline_file: Pipeline file, relative to ``root``.
+        executor: Executor spec (see :func:`pixelpipe.executor.make_executor`).
+        workers: Worker count.
+
+    Returns:
+        The metrics written to ``reports/<stage>.json``.
+    """
+    pipeline = load_pipeline(root, pipeline_file)
+    planned = pipeline.stage(name)
+    log = logging.getLogger(f"pixelpipe.{name}")
+    data_dir = root / DATA_DIR
+    inputs = [Dataset(data_dir / source) for source in planned.spec.inputs]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale(data_dir, name)
+    tmp = data_dir / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pool = make_executor(executor, workers)
+    try:
+        ctx = StageContext(
+            stage=name,
+            kind=planned.spec.kind,
+            root=root,
+            output_dir=tmp,
+            final_dir=f"{DATA_DIR}/{name}",
+            configs={k: root / v for k, v in planned.spec.configs.items()},
+            seed=int(getattr(planned.params, "seed", 0)),
+            executor=pool,
+            log=log,
+        )
+        log.info("running %s (%s) with %d worker(s)", name, planned.spec.kind, pool.workers)
+        result = planned.kind.step(inputs, planned.params, ctx)
+        check_accounting(planned, inputs, result)
+        info = write_dataset(
+            tmp,
+            result.output,
+            stage=name,
+            kind=planned.spec.kind,
+            params=planned.params.model_dump(mode="json"),
+            inputs={
+                source: ds.digest for source, ds in zip(planned.spec.inputs, inputs, strict=True)
+            },
+        )
+        swap_into_place(tmp, data_dir / name)
+    finally:
+        pool.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    counts = info["counts"]
+    metrics = {**result.metrics, **counts, "digest": info["digest"]}
+    write_json_atomic(root / REPORTS_DIR / f"{name}.json", metrics)
+    reasons = ", ".join(f"{k}: {v}" for k, v in counts["removed_by_reason"].items())
+    log.info(
+        "%s: %d samples, %d removed%s -> %s/%s (%s)",
+        name,
+        counts["samples"],
+        counts["removed"],
+        f" ({reasons})" if reasons else "",
+        DATA_DIR,
+        name,
+        info["digest"][:19],
+    )
+    return metrics

@@ -1,0 +1,158 @@
+"""What a stage kind is: a typed ``Params`` model and a step function.
+
+A stage module defines a frozen pydantic ``Params`` model and decorates its step::
+
+    class Params(StageParams):
+        max_distance: int = 8
+        \"\"\"Largest Hamming distance that still counts as a duplicate.\"\"\"
+
+    @stage("dedupe", params=Params)
+    def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
+        ...
+
+The step does no DVC, MLflow or file-layout work of its own: the runner loads the
+inputs, validates the params, gives the step a :class:`~pixelpipe.context.StageContext`
+and writes what the step returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from pixelpipe.context import StageContext
+    from pixelpipe.dataset import Dataset, DatasetBuilder
+
+
+class StageParams(BaseModel):
+    """Base of every stage's ``Params``: frozen, unknown keys rejected, fields documented.
+
+    A field's docstring (the string literal under it) is its description, shown by
+    ``pixelpipe stages``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Marks a param whose value is a path or URL the stage reads.
+
+    ``pixelpipe compile`` lists the value as a DVC dependency of the stage, so a change
+    to the files behind it reruns the stage. Use it as
+    ``source: Annotated[str, Dependency()]``.
+    """
+
+
+P = TypeVar("P", bound=StageParams)
+
+
+@dataclass
+class StageResult:
+    """What a step returns.
+
+    Attributes:
+        output: The dataset the stage made, with its removals.
+        metrics: Small, flat numbers for ``reports/<stage>.json`` (DVC metrics).
+        expected: For a source stage, how many items it found; the runner checks that
+            every one of them is either in the output or removed. Decision stages
+            leave it ``None``: their inputs are the count.
+    """
+
+    output: DatasetBuilder
+    metrics: dict[str, Any] = field(default_factory=dict)
+    expected: int | None = None
+
+
+StepFn = Callable[["list[Dataset]", P, "StageContext"], StageResult]
+
+
+@dataclass(frozen=True)
+class StageKind(Generic[P]):
+    """A registered stage kind.
+
+    Attributes:
+        name: The short name used as ``kind:`` in a pipeline.
+        params: The pydantic model of the stage's params.
+        step: The step function.
+        min_inputs: Fewest input stages (0 for a source such as ``ingest``).
+        max_inputs: Most input stages, or ``None`` for any number.
+        configs: Config files the stage reads, by name, with a description each.
+    """
+
+    name: str
+    params: type[P]
+    step: StepFn[P]
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_source(self) -> bool:
+        """True when the stage reads no other stage."""
+        return self.max_inputs == 0
+
+    @property
+    def doc(self) -> str:
+        """The step's docstring, cleaned."""
+        return inspect.getdoc(self.step) or ""
+
+    @property
+    def summary(self) -> str:
+        """First line of the docstring."""
+        return self.doc.splitlines()[0] if self.doc else ""
+
+    @property
+    def code_file(self) -> Path | None:
+        """The file that defines the step, for the compiler's code dependency."""
+        module = sys.modules.get(self.step.__module__)
+        path = getattr(module, "__file__", None)
+        return Path(path).resolve() if path else None
+
+    def dependency_params(self) -> list[str]:
+        """Names of params marked with :class:`Dependency`, in field order."""
+        return [
+            name
+            for name, info in self.params.model_fields.items()
+            if any(isinstance(m, Dependency) for m in info.metadata)
+        ]
+
+
+def stage(
+    name: str,
+    *,
+    params: type[P],
+    inputs: int | tuple[int, int | None] = 1,
+    configs: Mapping[str, str] | None = None,
+) -> Callable[[StepFn[P]], StageKind[P]]:
+    """Declare a step function as a stage kind.
+
+    Args:
+        name: Short name of the kind.
+        params: Its ``Params`` model (a :class:`StageParams` subclass).
+        inputs: Number of input stages, or ``(min, max)`` with ``max=None`` for no limit.
+        configs: Config files the stage reads, by name, with a description each.
+
+    Returns:
+        A decorator that turns the step into a :class:`StageKind`.
+    """
+    low, high = (inputs, inputs) if isinstance(inputs, int) else inputs
+
+    def wrap(step: StepFn[P]) -> StageKind[P]:
+        return StageKind(
+            name=name,
+            params=params,
+            step=step,
+            min_inputs=low,
+            max_inputs=high,
+            configs=dict(configs or {}),
+        )
+
+    return wrap
