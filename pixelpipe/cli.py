@@ -8,13 +8,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from pixelpipe import cli_convert, cli_versions
 from pixelpipe.errors import PixelpipeError
 
 app = typer.Typer(
@@ -88,11 +89,17 @@ def run(
 def stages(
     kind: Annotated[str | None, typer.Argument(help="A stage kind to describe.")] = None,
     schema: Annotated[bool, typer.Option(help="Print the params JSON schema.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
 ) -> None:
     """List the stage kinds and their params, or describe one."""
+    from pixelpipe.reference import param_rows
+    from pixelpipe.reference import markdown as reference
     from pixelpipe.registry import builtin_names, ensure_on_path, resolve
 
     ensure_on_path(str(_root()))
+    if markdown:
+        print(reference(), end="")
+        return
     if schema:
         if kind is None:
             raise PixelpipeError("--schema needs a KIND: `pixelpipe stages dedupe --schema`")
@@ -103,12 +110,8 @@ def stages(
         table = Table(title=f"[bold]{name}[/]: {found.summary}", title_justify="left")
         for column in ("param", "type", "default", "description"):
             table.add_column(column, overflow="fold")
-        for param, info in found.params.model_fields.items():
-            default: Any = info.get_default(call_default_factory=True)
-            type_name = getattr(info.annotation, "__name__", None) or str(info.annotation)
-            table.add_row(
-                param, type_name.replace("typing.", ""), json.dumps(default), info.description or ""
-            )
+        for row in param_rows(found):
+            table.add_row(*row)
         out.print(table)
         if kind:
             out.print(found.doc)
@@ -170,6 +173,11 @@ def init(
 
     for line in init_project(directory):
         out.print(line)
+
+
+# Commands that live in their own modules.
+app.add_typer(cli_convert.app)
+app.add_typer(cli_versions.app)
 
 
 def main() -> None:

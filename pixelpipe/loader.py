@@ -208,7 +208,7 @@ def load_pipeline(root: Path, pipeline_file: str = DEFAULT_PIPELINE) -> Pipeline
     kinds: dict[str, StageKind[Any]] = {}
     for name, spec in specs.items():
         try:
-            kinds[name] = resolve(spec.kind)
+            kinds[name] = resolve(spec.kind, root)
         except PixelpipeError as exc:
             problems += [doc.problem(("stages", name, "kind"), p.message) for p in exc.problems]
     for name, spec in specs.items():

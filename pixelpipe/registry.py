@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +30,18 @@ def builtin_names() -> list[str]:
     return sorted(
         m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
     )
+
+
+def _forget_if_from_elsewhere(module: str, root: Path) -> None:
+    """Drop a cached project module that was imported from another project folder."""
+    cached = sys.modules.get(module)
+    origin = getattr(cached, "__file__", None)
+    if cached is None or origin is None or Path(origin).resolve().is_relative_to(root.resolve()):
+        return
+    base = root.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+        for name in [n for n in sys.modules if n == module or n.startswith(f"{module}.")]:
+            del sys.modules[name]
 
 
 def _import(module: str, kind: str) -> ModuleType:
@@ -51,17 +64,21 @@ def _kinds_in(module: ModuleType) -> list[StageKind[Any]]:
     return [v for v in vars(module).values() if isinstance(v, StageKind)]
 
 
-def resolve(kind: str) -> StageKind[Any]:
+def resolve(kind: str, root: Path | None = None) -> StageKind[Any]:
     """Find the stage kind named ``kind``.
 
     Args:
         kind: A built-in short name (``dedupe``) or ``module:attr``.
+        root: The project root; a ``module:attr`` module in it wins over one cached from
+            another project (a process may load several projects).
 
     Raises:
         PixelpipeError: With a did-you-mean when the name is unknown.
     """
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
+        if root is not None:
+            _forget_if_from_elsewhere(module_name, root)
         module = _import(module_name, kind)
         value = getattr(module, attr, None)
         if value is None:

@@ -1,0 +1,90 @@
+"""dvc.yaml generation: golden output, byte stability, deps, --check."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pixelpipe.compile import compile_pipeline, render
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.loader import load_pipeline
+
+HERE = Path(__file__).parent
+PIPELINE = """\
+stages:
+  ingest:
+    kind: ingest
+    description: Read the photos.
+  tag:
+    kind: custom_stages:tag_small
+    inputs: ingest
+    configs:
+      labels: configs/labels.txt
+  publish:
+    kind: publish
+    inputs: [tag]
+"""
+PARAMS = "ingest:\n  source: data/raw/photos\ntag:\n  min_width: 64\npublish: {}\n"
+
+
+def make_project(root: Path, params: str = PARAMS) -> Path:
+    (root / "pipelines").mkdir(parents=True)
+    (root / "configs").mkdir()
+    (root / "pipelines" / "main.yaml").write_text(PIPELINE)
+    (root / "params.yaml").write_text(params)
+    (root / "configs" / "labels.txt").write_text("small\n")
+    shutil.copy(HERE / "fixtures" / "custom_stages.py", root / "custom_stages.py")
+    return root
+
+
+def test_golden_dvc_yaml(tmp_path: Path) -> None:
+    pipeline = load_pipeline(make_project(tmp_path), "pipelines/main.yaml")
+    assert render(pipeline) == (HERE / "golden" / "dvc.yaml").read_text()
+
+
+def test_compile_is_byte_stable_across_runs_and_folders(tmp_path: Path) -> None:
+    first = make_project(tmp_path / "a")
+    second = make_project(tmp_path / "elsewhere" / "b")
+    compile_pipeline(load_pipeline(first, "pipelines/main.yaml"))
+    before = (first / "dvc.yaml").read_bytes()
+    assert not compile_pipeline(load_pipeline(first, "pipelines/main.yaml"))  # unchanged
+    assert (first / "dvc.yaml").read_bytes() == before
+    compile_pipeline(load_pipeline(second, "pipelines/main.yaml"))
+    assert (second / "dvc.yaml").read_bytes() == before
+
+
+def test_sources_outside_the_project_and_urls_are_deps(tmp_path: Path) -> None:
+    outside = tmp_path / "shared photos"
+    root = make_project(tmp_path / "p", PARAMS.replace("data/raw/photos", str(outside)))
+    text = render(load_pipeline(root, "pipelines/main.yaml"))
+    assert f"    - {outside.as_posix()}\n" in text
+    root = make_project(tmp_path / "q", PARAMS.replace("data/raw/photos", "s3://bucket/photos"))
+    assert "    - s3://bucket/photos\n" in render(load_pipeline(root, "pipelines/main.yaml"))
+
+
+def test_check_names_the_stale_stage(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    compile_pipeline(load_pipeline(root, "pipelines/main.yaml"))
+    assert compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
+    (root / "params.yaml").write_text(PARAMS.replace("data/raw/photos", "data/raw/other"))
+    with pytest.raises(PixelpipeError, match=r"^dvc.yaml is stale: stage 'ingest' differs in deps"):
+        compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
+    (root / "dvc.yaml").unlink()
+    with pytest.raises(PixelpipeError, match=r"^dvc.yaml is missing"):
+        compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
+
+
+def test_check_notices_hand_edits(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    compile_pipeline(load_pipeline(root, "pipelines/main.yaml"))
+    path = root / "dvc.yaml"
+    path.write_text(path.read_text() + "# my note\n")
+    with pytest.raises(PixelpipeError, match="edited by hand"):
+        compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
+
+
+def test_the_repository_dvc_yaml_is_current() -> None:
+    root = HERE.parent
+    assert compile_pipeline(load_pipeline(root), check=True)

@@ -1,0 +1,65 @@
+"""Executors: the same results, in input order, whatever runs them."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from pixelpipe.context import ImageStore
+from pixelpipe.demo import build
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.executor import SerialExecutor, make_executor
+from stages.ingest import _ingest_chunk
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    root = Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"]) / "images"
+    return sorted((p.name, str(p)) for p in root.glob("*.jpg"))
+
+
+def _run(
+    spec: str, workers: int, images: list[tuple[str, str]], out: Path
+) -> list[dict[str, object]]:
+    executor = make_executor(spec, workers)
+    done: list[int] = []
+    try:
+        fn = functools.partial(_ingest_chunk, ImageStore(out, "data/x"), 10**8, True)
+        results = list(executor.map_chunks(fn, images, 4, done.append))
+    finally:
+        executor.close()
+    assert sum(done) == len(images)
+    return results
+
+
+@pytest.mark.parametrize(
+    ("spec", "workers"),
+    [
+        ("local", 1),  # in-process
+        ("local", 2),  # process pool
+        ("dask", 2),  # a real distributed.LocalCluster on loopback
+    ],
+)
+def test_results_are_identical_and_ordered(
+    tmp_path: Path, images: list[tuple[str, str]], spec: str, workers: int
+) -> None:
+    expected = _run("local", 1, images, tmp_path / "serial")
+    results = _run(spec, workers, images, tmp_path / spec)
+    assert results == expected
+    assert [r["id"] for r in results] == [name for name, _ in images]
+    assert {r.get("reason") for r in results} >= {"truncated", "unreadable"}
+
+
+def test_a_chunk_function_must_keep_the_count() -> None:
+    with pytest.raises(RuntimeError, match="returned 1 results for 2 items"):
+        list(SerialExecutor().map_chunks(lambda chunk: chunk[:1], [1, 2], 2))
+
+
+def test_bad_executor_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PixelpipeError, match="unknown executor 'spark'"):
+        make_executor("spark", 1)
+    monkeypatch.setenv("PIXELPIPE_WORKERS", "many")
+    with pytest.raises(PixelpipeError, match="PIXELPIPE_WORKERS: not a whole number"):
+        make_executor("local")
