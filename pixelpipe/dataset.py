@@ -306,14 +306,17 @@ class DatasetBuilder:
         self._rows: list[dict[str, Any]] = []
         self._tables: list[pa.Table] = []
         self._removed: list[dict[str, Any]] = []
+        self._built: tuple[pa.Table, pa.Table] | None = None
 
     def add(self, sample: Sample) -> None:
         """Keep a sample in the output."""
         self._rows.append(sample.to_row())
+        self._built = None
 
     def add_table(self, table: pa.Table) -> None:
         """Keep many samples at once, given as manifest rows (fast path for decision stages)."""
         self._tables.append(table)
+        self._built = None
 
     def remove(self, sample: Sample | str, reason: str, detail: str = "", **columns: Any) -> None:
         """Record a dropped sample.
@@ -330,13 +333,28 @@ class DatasetBuilder:
             row = {"id": sample, "source": columns.pop("source", None)}
         row.update(reason=reason, detail=detail, **columns)
         self._removed.append(row)
+        self._built = None
+
+    def _build(self) -> tuple[pa.Table, pa.Table]:
+        if self._built is None:
+            self._built = (self._samples(), self._removals())
+        return self._built
 
     def samples_table(self) -> pa.Table:
         """The manifest: core schema first, extra columns after, rows sorted by id.
 
+        Built once and kept until the next change.
+
         Raises:
             ValueError: When two samples share an id (a bug in the stage).
         """
+        return self._build()[0]
+
+    def removed_table(self) -> pa.Table:
+        """The removals, sorted by id."""
+        return self._build()[1]
+
+    def _samples(self) -> pa.Table:
         parts = list(self._tables)
         if self._rows:
             parts.append(_rows_to_table(self._rows, SAMPLE_SCHEMA))
@@ -347,8 +365,7 @@ class DatasetBuilder:
         _check_unique(table, "samples")
         return table
 
-    def removed_table(self) -> pa.Table:
-        """The removals, sorted by id."""
+    def _removals(self) -> pa.Table:
         if not self._removed:
             return REMOVED_SCHEMA.empty_table()
         table = _rows_to_table(self._removed, REMOVED_SCHEMA).sort_by("id")
