@@ -11,11 +11,12 @@ workers or on the executor. Choose with ``--executor``/``PIXELPIPE_EXECUTOR``:
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from pixelpipe.errors import PixelpipeError
@@ -87,6 +88,29 @@ class SerialExecutor:
         """Nothing to release."""
 
 
+def _pipelined(
+    submit: Callable[[list[T]], Any],
+    items: Sequence[T],
+    chunk_size: int,
+    window: int,
+    on_chunk: Callable[[int], None] | None,
+) -> Iterator[R]:
+    """Submit chunks with at most ``window`` in flight; yield results in input order."""
+    chunks = _chunks(items, chunk_size)
+    pending: deque[tuple[list[T], Any]] = deque(
+        (chunk, submit(chunk)) for chunk in itertools.islice(chunks, window)
+    )
+    while pending:
+        chunk, future = pending.popleft()
+        result: list[R] = _checked(chunk, future.result())
+        following = next(chunks, None)
+        if following is not None:
+            pending.append((following, submit(following)))
+        if on_chunk:
+            on_chunk(len(chunk))
+        yield from result
+
+
 class ProcessExecutor:
     """A local process pool; at most ``2 * workers`` chunks in flight (bounded memory).
 
@@ -108,21 +132,13 @@ class ProcessExecutor:
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[R]:
         """See :meth:`Executor.map_chunks`."""
-        pending: deque[tuple[list[T], Future[list[R]]]] = deque()
-        chunks = _chunks(items, chunk_size)
-        for chunk in chunks:
-            pending.append((chunk, self._pool.submit(fn, chunk)))
-            if len(pending) >= 2 * self.workers:
-                break
-        while pending:
-            chunk, future = pending.popleft()
-            result = _checked(chunk, future.result())
-            nxt = next(chunks, None)
-            if nxt is not None:
-                pending.append((nxt, self._pool.submit(fn, nxt)))
-            if on_chunk:
-                on_chunk(len(chunk))
-            yield from result
+        return _pipelined(
+            lambda chunk: self._pool.submit(fn, chunk),
+            items,
+            chunk_size,
+            2 * self.workers,
+            on_chunk,
+        )
 
     def close(self) -> None:
         """Shut the pool down."""
@@ -130,7 +146,7 @@ class ProcessExecutor:
 
 
 class DaskExecutor:
-    """Runs chunks on a Dask ``distributed`` cluster.
+    """Runs chunks on a Dask ``distributed`` cluster; at most ``2 * workers`` in flight.
 
     Args:
         address: A scheduler address, or ``None`` to start a ``LocalCluster`` on loopback.
@@ -162,21 +178,13 @@ class DaskExecutor:
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[R]:
         """See :meth:`Executor.map_chunks`."""
-        pending: deque[tuple[list[T], Any]] = deque()
-        chunks = _chunks(items, chunk_size)
-        for chunk in chunks:
-            pending.append((chunk, self._client.submit(fn, chunk, pure=False)))
-            if len(pending) >= 2 * self.workers:
-                break
-        while pending:
-            chunk, future = pending.popleft()
-            result = _checked(chunk, future.result())
-            nxt = next(chunks, None)
-            if nxt is not None:
-                pending.append((nxt, self._client.submit(fn, nxt, pure=False)))
-            if on_chunk:
-                on_chunk(len(chunk))
-            yield from result
+        return _pipelined(
+            lambda chunk: self._client.submit(fn, chunk, pure=False),
+            items,
+            chunk_size,
+            2 * self.workers,
+            on_chunk,
+        )
 
     def close(self) -> None:
         """Close the client and any cluster this executor started."""
