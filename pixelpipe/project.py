@@ -1,4 +1,8 @@
-"""``pixelpipe init``: a ready project (git, DVC, pipeline, params, configs, dvc.yaml)."""
+"""``pixelpipe init``: a ready project (git, DVC, pipeline, params, configs, dvc.yaml).
+
+The templates are this repository's own ``pipelines/`` and ``configs/`` (linked into the
+package), so a new project runs exactly the pipeline this repository runs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,18 @@ def default_params_text(pipeline_text: str) -> str:
         "# DVC tracks each stage's key, so `dvc exp run -S STAGE.PARAM=VALUE` reruns that stage.\n"
     )
     return header + yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
+
+
+def _tree(folder: Traversable, prefix: str) -> dict[str, str]:
+    """Every text file under a template folder, by its path in the project."""
+    files: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        name = f"{prefix}/{entry.name}"
+        if entry.is_dir():
+            files.update(_tree(entry, name))
+        elif not entry.name.startswith("."):
+            files[name] = entry.read_text(encoding="utf-8")
+    return files
 
 
 def _run(args: list[str], cwd: Path) -> None:
@@ -73,8 +90,8 @@ def init_project(directory: Path) -> Iterator[str]:
         DEFAULT_PIPELINE: pipeline_text,
         PARAMS_FILE: default_params_text(pipeline_text),
         ".gitignore": (TEMPLATES / "gitignore").read_text(encoding="utf-8"),
-        "configs/README.md": (TEMPLATES / "configs_README.md").read_text(encoding="utf-8"),
     }
+    files.update(_tree(TEMPLATES / "configs", "configs"))
     for name, text in files.items():
         path = directory / name
         if path.exists():
