@@ -6,6 +6,7 @@ The public API a stage module uses: :func:`stage`, :class:`StageParams`,
 :class:`Category`) and :class:`PixelpipeError` for user mistakes.
 """
 
+from pixelpipe.card import write_card
 from pixelpipe.context import ImageStore, StageContext
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample
 from pixelpipe.errors import PixelpipeError, Problem
@@ -28,4 +29,5 @@ __all__ = [
     "StageParams",
     "StageResult",
     "stage",
+    "write_card",
 ]

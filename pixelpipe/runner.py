@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pixelpipe import lineage
 from pixelpipe.compile import DATA_DIR, REPORTS_DIR
 from pixelpipe.context import StageContext
 from pixelpipe.dataset import Dataset, write_dataset
@@ -125,6 +126,7 @@ def run_stage(
     """
     pipeline = load_pipeline(root, pipeline_file)
     planned = pipeline.stage(name)
+    tracking = lineage.StageRun(pipeline, planned)  # MLflow run of this stage (see lineage)
     log = logging.getLogger(f"pixelpipe.{name}")
     data_dir = root / DATA_DIR
     inputs = [Dataset(data_dir / source) for source in planned.spec.inputs]
@@ -165,6 +167,7 @@ def run_stage(
         shutil.rmtree(tmp, ignore_errors=True)
     counts = info["counts"]
     metrics = {**result.metrics, **counts, "digest": info["digest"]}
+    metrics = tracking.log(inputs, info, metrics)  # adds the MLflow run id; never raises
     write_json_atomic(root / REPORTS_DIR / f"{name}.json", metrics)
     reasons = ", ".join(f"{k}: {v}" for k, v in counts["removed_by_reason"].items())
     log.info(

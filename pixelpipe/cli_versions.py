@@ -1,0 +1,223 @@
+"""``pixelpipe release|versions|checkout|get|diff``: tagged dataset versions.
+
+The work is done by :mod:`pixelpipe.versions`; this module parses the command line and
+prints. It imports nothing heavy at import time (the main CLI imports it on every call).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer()
+# Wide when piped (CI logs, files): tables are not cut at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Overwrite workspace data that is not saved in the DVC cache (it is lost)."
+    ),
+]
+
+
+def _root() -> Path:
+    return Path.cwd()
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "")[:19]
+
+
+def _splits(counts: dict[str, Any]) -> str:
+    splits = counts.get("splits") or {}
+    return " ".join(f"{k} {v}" for k, v in splits.items())
+
+
+@app.command()
+def release(
+    version: Annotated[str, typer.Argument(help="The version to tag, e.g. v1.2.")],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="What this version is.")
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option("--pipeline", "-p", help="Pipeline file, relative to the project root.")
+    ] = "pipelines/default.yaml",
+) -> None:
+    """Tag the committed, up-to-date dataset as VERSION (and push its data to the DVC remote)."""
+    from pixelpipe.versions import release as do_release
+
+    done = do_release(_root(), version, message, pipeline)
+    v = done.version
+    counts = v.counts
+    out.print(
+        f"released [bold]{v.name}[/] at {v.commit[:12]}: {v.stage} {_short(v.digest)}, "
+        f"{counts.get('samples', '?')} samples, {counts.get('annotations', '?')} annotations"
+    )
+    if done.remote:
+        out.print(f"pushed the data to DVC remote '{done.remote}'")
+    else:
+        out.print("no DVC remote configured: the data is in the local DVC cache only")
+    if done.tagged_runs:
+        out.print(f"tagged {done.tagged_runs} MLflow run(s) with pixelpipe.version={v.name}")
+    out.print(f"share it: git push origin {v.name}")
+
+
+@app.command()
+def versions(json_: JsonOption = False) -> None:
+    """List the released versions: tag, date, digest, counts, MLflow run."""
+    from pixelpipe.versions import checked_out, list_versions
+
+    found = list_versions(_root())
+    if json_:
+        _print_json([v.to_json() for v in found])
+        return
+    if not found:
+        out.print("no version released yet; `pixelpipe release VERSION` makes one")
+        return
+    current = checked_out(_root())
+    table = Table("version", "date", "digest", "samples", "annotations", "splits", "MLflow run")
+    for v in found:
+        mark = " (checked out)" if v.name == current else ""
+        table.add_row(
+            v.name + mark,
+            v.date[:19].replace("T", " "),
+            _short(v.digest),
+            str(v.counts.get("samples", "")),
+            str(v.counts.get("annotations", "")),
+            _splits(v.counts),
+            v.run_id or "",
+        )
+    out.print(table)
+
+
+@app.command()
+def checkout(
+    version: Annotated[str, typer.Argument(help="A version, or HEAD to return.")],
+    force: ForceOption = False,
+) -> None:
+    """Put the data of VERSION in the workspace (the code stays); `checkout HEAD` returns."""
+    from pixelpipe.versions import HEAD
+    from pixelpipe.versions import checkout as do_checkout
+
+    done = do_checkout(_root(), version, force=force)
+    if done.label == HEAD:
+        out.print(f"the workspace data is back at HEAD ({done.commit[:12]})")
+    else:
+        out.print(
+            f"the workspace data is now {done.label} ({done.commit[:12]}): "
+            f"{', '.join(done.restored) or 'nothing'}; the code did not move"
+        )
+        out.print("`pixelpipe checkout HEAD` returns to the data of your commit")
+    if done.removed:
+        out.print(f"removed (not part of {done.label}): {', '.join(done.removed)}")
+
+
+@app.command()
+def get(
+    version: Annotated[str, typer.Argument(help="A version (or git revision, or 'workspace').")],
+    out_dir: Annotated[Path, typer.Option("--out", help="A new folder to write it to.")],
+) -> None:
+    """Export the published dataset of VERSION to a folder, without touching the workspace."""
+    from pixelpipe.versions import get as do_get
+
+    done = do_get(_root(), version, out_dir)
+    out.print(
+        f"wrote {done.label} ({done.stage}, {_short(done.digest)}, {done.samples} samples) "
+        f"to {out_dir}"
+    )
+
+
+def _examples(ids: list[Any], limit: int) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f", ... (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="A version, git revision or 'workspace'.")],
+    b: Annotated[str, typer.Argument(help="Another one.")],
+    json_: JsonOption = False,
+    limit: Annotated[int, typer.Option(help="Ids shown per change in the table.")] = 5,
+) -> None:
+    """What changed between two versions: images, labels, splits, classes, removals."""
+    from pixelpipe.versions import diff as do_diff
+
+    result = do_diff(_root(), a, b)
+    if json_:
+        _print_json(result)
+        return
+    sa, sb = result["a"], result["b"]
+    out.print(
+        f"[bold]{sa['name']}[/] {_short(sa['digest'])} ({sa['samples']} images, "
+        f"{sa['annotations']} annotations) -> [bold]{sb['name']}[/] {_short(sb['digest'])} "
+        f"({sb['samples']} images, {sb['annotations']} annotations)"
+    )
+    if result["identical"]:
+        out.print("identical content")
+        return
+    images, anns, splits = result["images"], result["annotations"], result["splits"]
+    table = Table("change", "count", "examples", title="images", title_justify="left")
+    for label, ids in (
+        ("added", images["added"]),
+        ("removed", images["removed"]),
+        ("changed content", images["changed"]),
+        ("changed labels", anns["images_changed"]),
+        ("moved split", [f"{m['id']} ({m['from']}->{m['to']})" for m in splits["moved"]]),
+    ):
+        table.add_row(label, str(len(ids)), _examples(ids, limit))
+    out.print(table)
+    out.print(
+        f"annotations: +{anns['instances_added']} -{anns['instances_removed']}; "
+        f"splits {_fmt_counts(splits['a'])} -> {_fmt_counts(splits['b'])}"
+    )
+    classes = Table(
+        "id",
+        "class",
+        sa["name"],
+        sb["name"],
+        "delta",
+        "share",
+        title="classes",
+        title_justify="left",
+    )
+    for c in result["classes"]:
+        classes.add_row(
+            str(c["id"]),
+            c["name"],
+            str(c["a"]),
+            str(c["b"]),
+            f"{c['delta']:+d}",
+            f"{c['share_a']:.1%} -> {c['share_b']:.1%} ({c['share_delta'] * 100:+.1f} pt)",
+        )
+    out.print(classes)
+    cats = result["categories"]
+    for c in cats["added"]:
+        out.print(f"class added: {c['id']} {c['name']}")
+    for c in cats["removed"]:
+        out.print(f"class removed: {c['id']} {c['name']}")
+    for c in cats["renamed"]:
+        out.print(f"class renamed: {c['id']} {c['from']} -> {c['to']}")
+    changed = [r for r in result["removed_by_reason"] if r["a"] != r["b"]]
+    if changed:
+        removals = Table(
+            "stage", "reason", sa["name"], sb["name"], title="removed", title_justify="left"
+        )
+        for r in changed:
+            removals.add_row(r["stage"], r["reason"], str(r["a"]), str(r["b"]))
+        out.print(removals)
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"

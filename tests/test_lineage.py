@@ -1,0 +1,360 @@
+"""MLflow for every stage run, and the training-side link: real MLflow, no mocks.
+
+The project's embedded SQLite store, a dead tracking server, tracking turned off, and a real
+``mlflow server`` started here on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+IMAGES = [("img0.png", 24, 18, 1), ("img1.png", 30, 20, 2), ("img2.png", 20, 16, 1)]
+
+
+@pytest.fixture(autouse=True)
+def _tracking_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about MLflow tracking, which the suite turns off by default."""
+    monkeypatch.setenv("PIXELPIPE_TRACKING", "on")
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment of every command: one worker, no ambient MLflow settings."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIXELPIPE_", "AWS_"))
+    }
+    base["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    base["PIXELPIPE_WORKERS"] = "1"
+    base["DVC_NO_ANALYTICS"] = "1"
+    base["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return {**base, **extra}
+
+
+def sh(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run a command; fail the test with its output when it fails."""
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env(**extra),
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+            f"stderr:\n{result.stderr}"
+        )
+    return result
+
+
+def make_project(base: Path) -> Path:
+    """``pixelpipe init`` (ingest -> publish) with three tiny labelled images, committed."""
+    root = base / "project"
+    sh(["pixelpipe", "init", str(root)], base)
+    (root / "pipelines" / "default.yaml").write_text(
+        "stages:\n  ingest:\n    kind: ingest\n  publish:\n    kind: publish\n    inputs: ingest\n"
+    )
+    (root / "params.yaml").write_text("ingest: {}\npublish: {}\n")
+    sh(["pixelpipe", "compile"], root)
+    raw = root / "data" / "raw" / "demo"
+    (raw / "images").mkdir(parents=True)
+    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": CATEGORIES}
+    for number, (name, width, height, category) in enumerate(IMAGES, start=1):
+        Image.new("RGB", (width, height), (number * 40, 90, 200)).save(raw / "images" / name)
+        coco["images"].append({"id": number, "file_name": name, "width": width, "height": height})
+        coco["annotations"].append(
+            {
+                "id": number,
+                "image_id": number,
+                "category_id": category,
+                "bbox": [1, 1, 8, 8],
+                "area": 64,
+                "iscrowd": 0,
+            }
+        )
+    (raw / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "project"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-stage project reproduced with tracking on (SQLite) and released as v1."""
+    root = make_project(tmp_path_factory.mktemp("lineage"))
+    sh(["dvc", "repro", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "data"], root)
+    sh(["pixelpipe", "release", "v1"], root)
+    return root
+
+
+def sqlite_uri(root: Path) -> str:
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def report(root: Path, stage: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads((root / "reports" / f"{stage}.json").read_text())
+    return value
+
+
+def info(root: Path, stage: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads((root / "data" / stage / "dataset.json").read_text())
+    return value
+
+
+@contextmanager
+def kept(path: Path) -> Iterator[None]:
+    """Put ``path`` back as it was (a test that reruns a stage rewrites its report)."""
+    before = path.read_bytes()
+    try:
+        yield
+    finally:
+        path.write_bytes(before)
+
+
+def count_runs(client: Any) -> int:
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_every_stage_run_is_an_mlflow_run(tracked: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=sqlite_uri(tracked))
+    ingest, publish = info(tracked, "ingest"), info(tracked, "publish")
+    commit = sh(["git", "rev-parse", "v1^"], tracked).stdout.strip()
+
+    run = client.get_run(report(tracked, "ingest")["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "ingest"
+    assert run.data.params["source"] == "data/raw/demo"
+    assert json.loads(run.data.params["extensions"])[0] == ".jpg"
+    assert run.data.metrics["samples"] == 3
+    assert run.data.metrics["removed"] == 0
+    tags = run.data.tags
+    assert tags["pixelpipe.pipeline"] == "pipelines/default.yaml"
+    assert (tags["pixelpipe.stage"], tags["pixelpipe.kind"]) == ("ingest", "ingest")
+    assert tags["pixelpipe.digest"] == ingest["digest"]
+    assert tags["mlflow.source.git.commit"] == commit
+    assert tags["pixelpipe.version"] == "v1"
+
+    run = client.get_run(report(tracked, "publish")["mlflow_run_id"])
+    tags = run.data.tags
+    assert tags["pixelpipe.digest"] == publish["digest"]
+    assert tags["pixelpipe.input.ingest.digest"] == ingest["digest"]
+    assert run.data.params["formats"] == '["coco"]'
+    assert run.info.start_time <= run.info.end_time
+    logged = {}
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        input_tags = {t.key: t.value for t in item.tags}
+        logged[input_tags["mlflow.data.context"]] = (item.dataset, input_tags)
+    dataset, input_tags = logged["input"]
+    assert (dataset.name, dataset.digest) == ("ingest", ingest["digest"][:36])
+    assert input_tags["pixelpipe.digest"] == ingest["digest"]
+    dataset, input_tags = logged["output"]
+    assert (dataset.name, dataset.digest) == ("publish", publish["digest"][:36])
+    assert len(dataset.digest) == 36 and publish["digest"].startswith(dataset.digest)
+    assert input_tags["pixelpipe.digest"] == publish["digest"]
+    assert dataset.source_type == "pixelpipe"
+    assert json.loads(dataset.source)["path"] == "data/publish"
+
+    # The report is an artifact, byte for byte, run id included; so is dataset.json.
+    artifact = Path(client.download_artifacts(run.info.run_id, "reports/publish.json"))
+    assert artifact.read_bytes() == (tracked / "reports" / "publish.json").read_bytes()
+    names = {f.path for f in client.list_artifacts(run.info.run_id, "data/publish")}
+    assert "data/publish/dataset.json" in names
+    # The store is the project's own, beside it: artifacts in mlruns/, both git-ignored.
+    assert (tracked / "mlruns").is_dir()
+    assert sh(["git", "status", "--porcelain", "--ignored", "mlflow.db"], tracked).stdout
+
+
+def test_log_dataset_links_a_training_run_to_the_version(
+    tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from pixelpipe.errors import PixelpipeError
+    from pixelpipe.lineage import log_dataset
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(tracked))
+    mlflow.set_experiment("training")
+    digest = info(tracked, "publish")["digest"]
+    with mlflow.start_run() as run:
+        by_version = log_dataset("v1", root=tracked)
+        by_path = log_dataset("data/publish", root=tracked, context="validation")
+    assert by_version.version == by_path.version == "v1"
+    assert by_version.digest == by_path.digest == digest
+    assert by_version.mlflow_digest == digest[:36]
+    assert by_version.run_id == run.info.run_id
+    found = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"dataset.digest = '{digest[:36]}'",
+        output_format="list",
+    )
+    ids = {r.info.run_id for r in found}
+    assert {run.info.run_id, report(tracked, "publish")["mlflow_run_id"]} <= ids
+    training = mlflow.get_run(run.info.run_id)
+    assert training.data.tags["pixelpipe.dataset.training.version"] == "v1"
+    assert training.data.tags["pixelpipe.dataset.validation.digest"] == digest
+
+    # A copy made with `pixelpipe get` is the same dataset; a modified one is refused.
+    copy = tmp_path / "copy"
+    sh(["pixelpipe", "get", "v1", "--out", str(copy)], tracked, PIXELPIPE_TRACKING="off")
+    with mlflow.start_run():
+        assert log_dataset(copy, root=tracked).version == "v1"
+    (copy / "categories.json").write_text(
+        (copy / "categories.json").read_text().replace("cat", "kitten")
+    )
+    with mlflow.start_run():
+        with pytest.raises(PixelpipeError, match="contents do not match the digest"):
+            log_dataset(copy)
+        with pytest.raises(PixelpipeError, match=r"unknown version 'v2'; released: v1"):
+            log_dataset("v2", root=tracked)
+
+
+def test_tracking_off_logs_nothing_and_never_imports_mlflow(tracked: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=sqlite_uri(tracked))
+    before = count_runs(client)
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from pixelpipe.runner import run_stage\n"
+        "metrics = run_stage(Path('.'), 'publish')\n"
+        "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'metrics': metrics}))\n"
+    )
+    with kept(tracked / "reports" / "publish.json"):
+        out = sh([sys.executable, "-c", script], tracked, PIXELPIPE_TRACKING="off").stdout
+        written = report(tracked, "publish")
+    result = json.loads(out.splitlines()[-1])
+    assert result["mlflow"] is False
+    assert "mlflow_run_id" not in result["metrics"]
+    assert "mlflow_run_id" not in written
+    after = count_runs(client)
+    assert after == before
+
+
+def test_a_dead_tracking_server_is_a_warning(tracked: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with kept(tracked / "reports" / "publish.json"):
+        began = time.monotonic()
+        result = sh(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=uri)
+        took = time.monotonic() - began
+        written = report(tracked, "publish")
+    assert "MLflow tracking failed, the stage's output is kept without a run" in result.stderr
+    assert "PIXELPIPE_TRACKING=off" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "mlflow_run_id" not in written
+    assert written["digest"] == info(tracked, "publish")["digest"]
+    print(f"stage run with the tracking server down: {took:.1f}s")
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 and a free port; stopped on exit."""
+    port = free_port()
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env(),
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):  # bounded wait for the server to answer
+            if process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("mlflow server did not answer /health")
+        if process.poll() is not None:
+            raise AssertionError((folder / "server.log").read_text())
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def test_runs_on_a_real_mlflow_server(
+    tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from pixelpipe.lineage import log_dataset, tag_runs
+
+    with mlflow_server(tmp_path) as url, kept(tracked / "reports" / "publish.json"):
+        sh(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=url)
+        run_id = report(tracked, "publish")["mlflow_run_id"]
+        client = MlflowClient(tracking_uri=url)
+        run = client.get_run(run_id)
+        digest = info(tracked, "publish")["digest"]
+        assert run.data.tags["pixelpipe.digest"] == digest
+        assert client.get_experiment(run.info.experiment_id).name == "project"
+        artifact = Path(client.download_artifacts(run_id, "reports/publish.json", str(tmp_path)))
+        assert json.loads(artifact.read_text())["mlflow_run_id"] == run_id
+
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        assert tag_runs(tracked, [run_id], "v1") == 1
+        assert client.get_run(run_id).data.tags["pixelpipe.version"] == "v1"
+        mlflow.set_experiment("training")
+        with mlflow.start_run() as training:
+            logged = log_dataset("v1", root=tracked)
+        assert logged.mlflow_digest == digest[:36]
+        run_inputs = client.get_run(training.info.run_id).inputs
+        inputs = run_inputs.dataset_inputs if run_inputs else []
+        assert [i.dataset.digest for i in inputs] == [digest[:36]]
