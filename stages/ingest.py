@@ -1,17 +1,18 @@
-"""Ingest: read images (and their COCO labels) from a folder into the dataset contract."""
+"""Ingest: read images and their labels (COCO, VOC, YOLO, image folders) from a folder or URL."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
-import warnings
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from PIL import Image, UnidentifiedImageError
+from pydantic import Field, field_validator
 
 from pixelpipe import (
-    Category,
+    Annotation,
     Dataset,
     DatasetBuilder,
     Dependency,
@@ -24,125 +25,208 @@ from pixelpipe import (
     StageResult,
     stage,
 )
-from pixelpipe.formats import coco
+from pixelpipe.executor import chunk_size
+from pixelpipe.formats import detect
+from pixelpipe.formats.base import (
+    IMAGE_EXTENSIONS,
+    ReadOptions,
+    has_extension,
+    id_folder,
+    removal_id,
+    sample_id,
+    to_pixels,
+)
+from pixelpipe.formats.pixels import Probe, orient_annotations, probe, upright
+from pixelpipe.sources import FileAccess, credential_problem, open_tree
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+ORIENTATION_COLUMN = "exif_orientation"
 
 
 class Params(StageParams):
     """Params of the ``ingest`` stage."""
 
     source: Annotated[str, Dependency()] = "data/raw/demo"
-    """Folder to read, relative to the project root or absolute. A DVC dependency."""
-    format: Literal["coco", "images"] = "coco"
-    """``coco``: images plus COCO instances JSON; ``images``: unlabelled images."""
+    """Folder, label file or URL (s3://, remote://NAME/path, gs://, https://); a DVC dependency."""
+    format: Literal["auto", "coco", "voc", "yolo", "imagefolder", "images"] = "auto"
+    """Label format; ``auto`` detects COCO, VOC or YOLO (see docs/formats.md)."""
     annotations: list[str] = []
-    """COCO files relative to ``source``; empty: ``annotations.json`` and ``annotations/*.json``."""
-    images: str = "images"
-    """For ``coco``: the images folder, relative to ``source``; ``file_name`` is relative to it."""
+    """Label files in ``source`` (COCO JSON files, a YOLO data.yaml or obj.data); empty: found."""
+    images: str = ""
+    """COCO: the folder ``file_name`` is relative to, in ``source``; empty: found."""
+    classes: list[str] = []
+    """VOC, image folders: class names in id order; empty: labelmap.txt, else sorted names."""
+    pixel_convention: Literal["corners", "inclusive"] = "corners"
+    """VOC boxes: ``corners`` (CVAT, labelImg) or ``inclusive`` (the devkit's 1-based pixels)."""
+    label_frame: Literal["auto", "displayed", "stored"] = "auto"
+    """EXIF photos: labels drawn as displayed or on the stored pixels; ``auto`` asks the size."""
+    follow_symlinks: bool = False
+    """Follow symlinks that lead outside ``source`` (removed as ``unsafe_path`` by default)."""
     extensions: list[str] = list(IMAGE_EXTENSIONS)
     """File endings that are images; other files are counted as ignored, never read."""
     max_pixels: int = 89_478_485
     """Images with more pixels are removed as ``too_large`` before decoding (bomb guard)."""
     decode: bool = False
     """Fully decode every image to catch truncated files here (``validate`` also does this)."""
-    chunk_size: int = 64
-    """Images per work item sent to a worker."""
+    jpeg_quality: int = Field(default=95, ge=1, le=100)
+    """Quality of the JPEG or WebP written when an EXIF-rotated photo is turned upright."""
+
+    @field_validator("source")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        problem = credential_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
-def _probe(path: Path, max_pixels: int, decode: bool) -> tuple[int, int] | tuple[str, str]:
-    """``(width, height)``, or ``(reason, detail)`` when the file is not a usable image."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
+@dataclass(frozen=True)
+class _Work:
+    """One image for a worker: where it is and the labels to check against it."""
+
+    id: str
+    path: str
+    width: int | None
+    height: int | None
+    normalized: bool
+    annotations: list[Annotation]
+    origin: str
+
+
+@dataclass(frozen=True)
+class _Settings:
+    max_pixels: int
+    decode: bool
+    label_frame: str
+    jpeg_quality: int
+
+
+def _frame(probed: Probe, work: _Work, setting: str) -> str | tuple[str, str]:
+    """``stored`` or ``displayed``: the frame the labels are in, or a ``size_mismatch``.
+
+    A declared size that is neither the displayed nor the stored one means the labels
+    were drawn on another version of the image: their boxes cannot be trusted, so the
+    sample is removed, unless it has no labels (then the file's size is simply used).
+    """
+    declared = (work.width, work.height)
+    stored = (probed.width, probed.height)
+    displayed = probed.displayed
+    if work.width is None or work.height is None or not work.annotations:
+        # No declared size, or no label whose place depends on it: the file's size wins.
+        return "stored" if setting == "stored" else "displayed"
+    if setting == "auto":
+        if declared == displayed:
+            return "displayed"
+        if declared == stored:
+            return "stored"
+    elif declared == (stored if setting == "stored" else displayed):
+        return setting
+    shown = f"{displayed[0]}x{displayed[1]}"
+    if probed.orientation != 1:
+        shown += f" as displayed, {stored[0]}x{stored[1]} as stored (EXIF {probed.orientation})"
+    return (
+        "size_mismatch",
+        f"{work.origin} says {work.width}x{work.height}, the image is {shown}",
+    )
+
+
+def _one(access: FileAccess, store: ImageStore, settings: _Settings, work: _Work) -> dict[str, Any]:
+    local = access.local_path(work.path)
+    incoming: Path | None = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    return "too_large", f"{width}x{height} pixels is over max_pixels={max_pixels}"
-                if decode:
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                    image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return "too_large", str(exc)
-    except UnidentifiedImageError:
-        return "unreadable", "not an image file Pillow can identify"
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = "truncated" if "truncated" in str(exc) else "unreadable"
-        return reason, f"{type(exc).__name__}: {exc}"
-    return width, height
+        if local is None:  # remote: download once, then read locally
+            incoming = store.write_dir / "images" / f".download-{os.getpid()}-{id(work)}"
+            incoming.parent.mkdir(parents=True, exist_ok=True)
+            with access.open(work.path) as stream, incoming.open("wb") as out:
+                while block := stream.read(1 << 20):
+                    out.write(block)
+            local = incoming
+        probed = probe(local, settings.max_pixels, settings.decode)
+        if isinstance(probed, tuple):
+            return {"id": work.id, "reason": probed[0], "detail": probed[1]}
+        frame = _frame(probed, work, settings.label_frame)
+        if isinstance(frame, tuple):
+            return {"id": work.id, "reason": frame[0], "detail": frame[1]}
+        stored_size = (probed.width, probed.height)
+        size = stored_size if frame == "stored" else probed.displayed
+        annotations = to_pixels(work.annotations, *size) if work.normalized else work.annotations
+        if frame == "stored":
+            annotations = orient_annotations(annotations, probed.orientation, *stored_size)
+        if probed.orientation != 1:
+            data, ext = upright(local, settings.jpeg_quality)
+            image, sha = store.put_bytes(data, ext)
+        else:
+            image, sha = store.put_file(local, Path(work.path).suffix)
+    except OSError as exc:
+        return {"id": work.id, "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if incoming is not None:
+            incoming.unlink(missing_ok=True)
+    width, height = probed.displayed
+    return {
+        "id": work.id,
+        "image": image,
+        "sha256": sha,
+        "width": width,
+        "height": height,
+        "orientation": probed.orientation,
+        "frame": frame,
+        "annotations": annotations,
+    }
+
+
+def _ingest_work(
+    access: FileAccess, store: ImageStore, settings: _Settings, items: list[_Work]
+) -> list[dict[str, Any]]:
+    """Probe, orient and store each image; runs in a worker."""
+    return [_one(access, store, settings, work) for work in items]
 
 
 def _ingest_chunk(
     store: ImageStore, max_pixels: int, decode: bool, items: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """Probe and store each ``(id, path)``; runs in a worker."""
-    results: list[dict[str, Any]] = []
-    for sample_id, path in items:
-        probed = _probe(Path(path), max_pixels, decode)
-        if isinstance(probed[0], str):
-            results.append({"id": sample_id, "reason": probed[0], "detail": probed[1]})
-            continue
-        try:
-            image, sha = store.put_file(Path(path))
-        except OSError as exc:
-            results.append({"id": sample_id, "reason": "unreadable", "detail": str(exc)})
-            continue
-        results.append(
-            {
-                "id": sample_id,
-                "image": image,
-                "sha256": sha,
-                "width": probed[0],
-                "height": probed[1],
-            }
+    """Probe, orient and store local files given as ``(id, path)``, without labels.
+
+    The chunk function of the first ingest, kept for the executor tests and benchmarks.
+    """
+    access = FileAccess(None, "/", Path("/"))
+    settings = _Settings(max_pixels, decode, "auto", 95)
+    return [
+        _one(
+            access,
+            store,
+            settings,
+            _Work(sample, Path(path).resolve().as_posix().lstrip("/"), None, None, False, [], path),
         )
-    return results
+        for sample, path in items
+    ]
 
 
-def _safe_relative(name: str) -> str | None:
-    """``name`` as a clean relative posix path, or ``None`` if it escapes its folder."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        return None
-    return path.as_posix()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
-
-
-def _image_files(folder: Path, extensions: tuple[str, ...]) -> tuple[dict[str, Path], int]:
-    """Image files under ``folder`` by relative posix path, and the count of other files."""
-    found: dict[str, Path] = {}
-    ignored = 0
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            path = Path(dirpath) / name
-            if name.startswith(".") or path.suffix.lower() not in extensions:
-                ignored += 1
-                continue
-            found[path.relative_to(folder).as_posix()] = path
-    return found, ignored
-
-
-def _annotation_files(source: Path, params: Params) -> list[Path]:
-    if params.annotations:
-        return [source / name for name in params.annotations]
-    found = [source / "annotations.json"] if (source / "annotations.json").is_file() else []
-    found += sorted((source / "annotations").glob("*.json"))
-    return found
+def _source_problem(error: PixelpipeError, stage_name: str) -> PixelpipeError:
+    """Point a source error at the ``source`` param too."""
+    return PixelpipeError(
+        [
+            Problem(str(p), file="params.yaml", key=f"{stage_name}.source") if p.file is None else p
+            for p in error.problems
+        ]
+    )
 
 
 @stage("ingest", params=Params, inputs=0)
 def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
-    """Read images and their COCO labels into a dataset; unusable files are removed with a reason.
+    """Read images and their labels into a dataset; unusable files are removed with a reason.
 
-    Images are copied once into the stage output, content-addressed by SHA-256; width and
-    height come from the file. Reasons for removal: ``unreadable``, ``truncated`` (with
-    ``decode``), ``too_large``, ``missing`` (listed in COCO, not on disk), ``unlisted`` (on
-    disk, not in any COCO file), ``unsafe_path`` (a name that escapes the images folder).
+    Formats: COCO, Pascal VOC, YOLO (Ultralytics, Darknet), class folders and unlabelled
+    images, from a folder or any fsspec URL (see ``docs/formats.md``). Images are copied
+    once into the stage output, content-addressed by SHA-256; width and height are read
+    from the file. A photo with an EXIF orientation is stored upright (its labels moved
+    with it when they were drawn on the stored pixels) and the original orientation is
+    kept in the ``exif_orientation`` column. Sample ids are image paths relative to the
+    deepest folder holding every image (for COCO, the ``file_name`` values).
+
+    Reasons for removal: ``unreadable``, ``truncated`` (with ``decode``), ``too_large``,
+    ``missing`` (listed, or a label file, without its image), ``unlisted`` (an image no
+    COCO/VOC file lists), ``unsafe_path`` (a name or symlink that escapes the source),
+    ``size_mismatch`` (the labels' declared size is not the image's).
 
     ```yaml
     # pipelines/default.yaml
@@ -151,121 +235,126 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         kind: ingest
     # params.yaml
     ingest:
-      source: data/raw/demo     # or an absolute path
-      format: coco              # or: images
-      annotations: []           # default: annotations.json, annotations/*.json
-      images: images
+      source: data/raw/demo      # or /abs/path, s3://bucket/prefix, remote://NAME/prefix
+      format: auto               # coco | voc | yolo | imagefolder | images
+      annotations: []            # e.g. [annotations/instances_train.json] or [data.yaml]
+      images: ""                 # COCO images folder; "" finds it
+      classes: []                # VOC / image folders: names in id order
+      pixel_convention: corners  # VOC: corners | inclusive
+      label_frame: auto          # EXIF photos: auto | displayed | stored
     ```
     """
-    source = ctx.resolve(params.source)
-    if not source.is_dir():
-        raise PixelpipeError(
-            Problem(
-                f"source folder not found: {params.source}",
-                file="params.yaml",
-                key=f"{ctx.stage}.source",
-            )
+    try:
+        tree = open_tree(
+            params.source, ctx.root, follow_symlinks=params.follow_symlinks, project=ctx.root
         )
-    extensions = tuple(e.lower() for e in params.extensions)
-    out = DatasetBuilder()
-    listed: dict[str, tuple[Path, list[Any]]] = {}
-    ignored = unknown_category = 0
-    if params.format == "coco":
-        folder = source / params.images
-        files = _annotation_files(source, params)
-        if not files:
-            raise PixelpipeError(
-                Problem(
-                    f"no COCO file in {params.source} (looked for annotations.json and "
-                    "annotations/*.json); set `annotations:` or use `format: images`",
-                    file="params.yaml",
-                    key=f"{ctx.stage}.annotations",
+        extensions = tuple(e.lower() for e in params.extensions)
+        labels = detect.read(
+            tree,
+            params.format,
+            ReadOptions(
+                annotations=params.annotations,
+                images=params.images,
+                classes=params.classes,
+                pixel_convention=params.pixel_convention,
+                extensions=extensions,
+            ),
+        )
+    except PixelpipeError as exc:
+        raise _source_problem(exc, ctx.stage) from None
+    for warning in labels.warnings:
+        ctx.log.warning("%s", warning)
+    out = DatasetBuilder(labels.categories)
+    removed: dict[str, tuple[str, str, str]] = {}
+
+    def remove(sid: str, reason: str, detail: str, source: str) -> None:
+        removed.setdefault(sid, (reason, detail, source))
+
+    folder = id_folder(labels, extensions)
+    for removal in labels.removed:
+        remove(
+            removal_id(removal, folder, extensions),
+            removal.reason,
+            removal.detail,
+            tree.uri(removal.path) if removal.path else removal.id,
+        )
+    work: list[_Work] = []
+    referenced: set[str] = set()
+    for item in labels.items:
+        sid = sample_id(item.image, folder)
+        status = tree.status(item.image)
+        referenced.add(item.image)
+        if status == "unsafe":
+            remove(sid, "unsafe_path", f"{tree.shown(item.image)} leads outside the source", "")
+        elif status == "missing":
+            remove(sid, "missing", f"listed in {item.origin} but not found", tree.uri(item.image))
+        else:
+            work.append(
+                _Work(
+                    sid,
+                    item.image,
+                    item.width,
+                    item.height,
+                    item.normalized,
+                    item.annotations,
+                    item.origin,
                 )
             )
-        categories: dict[int, Category] = {}
-        for file in files:
-            shown = os.path.relpath(file, ctx.root) if _inside(file, ctx.root) else str(file)
-            parsed = coco.load(file, shown)
-            for cat in parsed.categories:
-                if categories.setdefault(cat.id, cat).name != cat.name:
-                    raise PixelpipeError(
-                        Problem(
-                            f"category id {cat.id} is '{cat.name}' here but "
-                            f"'{categories[cat.id].name}' in an earlier file",
-                            file=shown,
-                        )
-                    )
-            unknown_category += parsed.unknown_category
-            for image in parsed.images:
-                rel = _safe_relative(image.file_name)
-                if rel is None or not _inside(folder / rel, folder):
-                    out.remove(
-                        image.file_name,
-                        "unsafe_path",
-                        f"{shown}: file_name escapes the images folder",
-                        source=image.file_name,
-                    )
-                    continue
-                anns = parsed.annotations.get(image.id, [])
-                if rel in listed:
-                    listed[rel][1].extend(anns)
-                else:
-                    listed[rel] = (folder / rel, anns)
-        out.categories = sorted(categories.values(), key=lambda c: c.id)
-        on_disk, ignored = _image_files(folder, extensions) if folder.is_dir() else ({}, 0)
-        for rel, path in on_disk.items():
-            if rel not in listed:
-                out.remove(
-                    rel, "unlisted", "image file is in no COCO annotation file", source=str(path)
-                )
-        for rel, (path, _) in list(listed.items()):
-            if not path.is_file():
-                out.remove(
-                    rel, "missing", "listed in the COCO file but not found", source=str(path)
-                )
-                del listed[rel]
-    else:
-        on_disk, ignored = _image_files(source, extensions)
-        listed = {rel: (path, []) for rel, path in on_disk.items()}
-    found = len(listed) + len(out.removed_table())
-    work = sorted((rel, str(path)) for rel, (path, _) in listed.items())
-    chunk = functools.partial(_ingest_chunk, ctx.images, params.max_pixels, params.decode)
+    for link, why in sorted(tree.links_out.items()):
+        if not any(r == link or r.startswith(f"{link}/") for r in referenced):
+            remove(sample_id(link, folder), "unsafe_path", f"{tree.shown(link)}: {why}", "")
+    found = len(work) + len(removed)
+    items = {w.id: w for w in work}
+    splits = {item.image: item.split for item in labels.items}
+    settings = _Settings(params.max_pixels, params.decode, params.label_frame, params.jpeg_quality)
+    chunk = functools.partial(_ingest_work, tree.access, ctx.images, settings)
+    rotated = stored_frame = 0
     with ctx.progress(len(work), "reading images") as advance:
-        results = ctx.executor.map_chunks(chunk, work, params.chunk_size, advance)
+        results = ctx.executor.map_chunks(
+            chunk, work, chunk_size(len(work), ctx.executor.workers, 64), advance
+        )
         for result in results:
-            rel = result["id"]
-            path, annotations = listed[rel]
+            sid = result["id"]
+            one = items[sid]
             if "reason" in result:
-                out.remove(rel, result["reason"], result["detail"], source=str(path))
+                remove(sid, result["reason"], result["detail"], tree.uri(one.path))
                 continue
+            rotated += result["orientation"] != 1
+            stored_frame += result["frame"] == "stored" and result["orientation"] != 1
             out.add(
                 Sample(
-                    id=rel,
+                    id=sid,
                     image=result["image"],
                     sha256=result["sha256"],
                     width=result["width"],
                     height=result["height"],
-                    source=_source_uri(path, ctx.root),
-                    annotations=annotations,
+                    source=_source_uri(tree.uri(one.path), ctx.root),
+                    split=splits[one.path],
+                    annotations=result["annotations"],
+                    extra={ORIENTATION_COLUMN: result["orientation"]},
                 )
             )
-    if unknown_category:
-        ctx.log.warning(
-            "%d annotations name a category id that is not in the class map", unknown_category
-        )
-    return StageResult(
-        output=out,
-        metrics={
-            "found": found,
-            "ignored_files": ignored,
-            "annotations_unknown_category": unknown_category,
-        },
-        expected=found,
-    )
+    for sid, (reason, detail, source) in sorted(removed.items()):
+        out.remove(sid, reason, detail, source=source or None)
+    images_listed = sum(1 for f in tree.files if has_extension(f, extensions))
+    ctx.log.info("%s: read as %s", tree.display, labels.format)
+    metrics: dict[str, Any] = {
+        "found": found,
+        "files": len(tree.files),
+        "hidden_files": tree.hidden,
+        "ignored_files": len(tree.files) - images_listed,
+        "exif_rotated": rotated,
+        "labels_moved_with_exif": stored_frame,
+        **dict(itertools.islice(sorted(labels.notes.items()), 20)),
+    }
+    return StageResult(output=out, metrics=metrics, expected=found)
 
 
-def _source_uri(path: Path, root: Path) -> str:
-    """Where an image came from: relative to the project when inside it, else absolute."""
+def _source_uri(uri: str, root: Path) -> str:
+    """Where an image came from: relative to the project when inside it, else as given."""
+    path = Path(uri)
+    if not path.is_absolute():
+        return uri
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from pixelpipe import (
@@ -15,28 +14,44 @@ from pixelpipe import (
     StageParams,
     StageResult,
     stage,
+    write_card,
 )
-from pixelpipe.formats import coco
+from pixelpipe.formats.export import ExportOptions, class_ids, export
+
+CLASS_MAP = "class_map.json"
 
 
 class Params(StageParams):
     """Params of the ``publish`` stage."""
 
-    formats: list[Literal["coco"]] = ["coco"]
+    formats: list[Literal["coco", "yolo", "voc", "imagefolder"]] = ["coco"]
     """Export layouts to write, each into ``data/<stage>/<format>/``."""
-
-
-def _export_name(sample: Sample) -> str:
-    return PurePosixPath("images", sample.id).as_posix()
+    category_ids: Literal["auto", "preserve", "zero_based", "one_based"] = "auto"
+    """Ids written: ``auto`` keeps COCO's and numbers YOLO's 0..n-1 (see docs/formats.md)."""
+    voc_pixel_convention: Literal["corners", "inclusive"] = "corners"
+    """VOC boxes: ``corners`` (continuous corners) or ``inclusive`` (1-based pixel indices)."""
+    yolo_task: Literal["detect", "segment"] = "detect"
+    """YOLO labels: ``detect`` (boxes) or ``segment`` (polygons; masks traced)."""
+    yolo_include_crowd: bool = False
+    """Write COCO crowd boxes into YOLO labels (Ultralytics' own converter leaves them out)."""
 
 
 @stage("publish", params=Params)
 def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
-    """Write the dataset as a COCO export; the manifest passes through unchanged.
+    """Write the dataset in each export format; the manifest passes through unchanged.
 
-    ``coco/annotations.json`` holds every sample (and ``coco/annotations/<split>.json``
-    one file per split, once splits are assigned), with the class map's ids unchanged;
-    images are copied to ``coco/images/<sample id>``.
+    Every format gets the whole dataset and the same class map, in every split:
+
+    - ``coco/``: ``images/<id>``, ``annotations.json`` (every sample) and
+      ``annotations/<split>.json`` per split;
+    - ``yolo/``: Ultralytics ``data.yaml`` (``train``/``val``/``test``, ``names``),
+      ``images/<split>/`` and ``labels/<split>/``; boxes clipped to the image;
+    - ``voc/``: ``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``,
+      ``labelmap.txt``;
+    - ``imagefolder/``: ``<split>/<class>/<id>`` and a Hugging Face ``metadata.jsonl``.
+
+    ``class_map.json`` lists each category (id, name, parent) with the id the COCO and
+    YOLO exports write for it.
 
     ```yaml
     # pipelines/default.yaml
@@ -46,34 +61,61 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
         inputs: dedupe
     # params.yaml
     publish:
-      formats: [coco]
+      formats: [coco, yolo]        # coco | yolo | voc | imagefolder
+      category_ids: auto           # auto | preserve | zero_based | one_based
+      voc_pixel_convention: corners
+      yolo_task: detect            # detect | segment
+      yolo_include_crowd: false
     ```
     """
     (dataset,) = inputs
     samples = list(dataset.samples())
-    out = DatasetBuilder(dataset.categories)
+    categories = dataset.categories
+    out = DatasetBuilder(categories)
     out.add_table(dataset.table)
-    exported = 0
-    if "coco" in params.formats:
-        target = ctx.output_dir / "coco"
-        with ctx.progress(len(samples), "copying images") as advance:
-            for sample in samples:
-                dst = target / _export_name(sample)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(ctx.root / sample.image, dst)
-                exported += 1
-                advance(1)
-        groups: dict[str, list[Sample]] = {"": samples}
-        for sample in samples:
-            if sample.split:
-                groups.setdefault(sample.split, []).append(sample)
-        for split, members in sorted(groups.items()):
-            doc = coco.dump(members, dataset.categories, _export_name)
-            path = target / ("annotations.json" if not split else f"annotations/{split}.json")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8"
-            )
-    return StageResult(
-        output=out, metrics={"exported_images": exported, "categories": len(dataset.categories)}
+    options = ExportOptions(
+        category_ids=params.category_ids,
+        pixel_convention=params.voc_pixel_convention,
+        yolo_task=params.yolo_task,
+        include_crowd=params.yolo_include_crowd,
     )
+    ids = class_ids(categories, options, [f for f in params.formats if f in ("coco", "yolo")])
+    metrics: dict[str, int] = {"categories": len(categories)}
+
+    def image_source(sample: Sample) -> Path:
+        return ctx.root / sample.image
+
+    for fmt in dict.fromkeys(params.formats):
+        with ctx.progress(len(samples), f"writing {fmt}") as advance:
+            counts = export(
+                fmt,
+                samples,
+                categories,
+                ctx.output_dir / fmt,
+                image_source,
+                options,
+            )
+            advance(len(samples))
+        for key, value in counts.items():
+            metrics[f"{fmt}_{key}"] = value
+        if counts.get("images", 0) != len(samples) and fmt != "imagefolder":
+            ctx.log.warning(
+                "%s: %d of %d images written", fmt, counts.get("images", 0), len(samples)
+            )
+        for key in ("boxes_clipped", "boxes_outside", "crowd_skipped", "skipped_not_single_class"):
+            if counts.get(key):
+                ctx.log.warning("%s: %s = %d", fmt, key, counts[key])
+    class_map = [
+        {
+            "id": c.id,
+            "name": c.name,
+            **({"parent": c.parent} if c.parent else {}),
+            **{fmt: mapping[c.id] for fmt, mapping in ids.items()},
+        }
+        for c in sorted(categories, key=lambda c: c.id)
+    ]
+    (ctx.output_dir / CLASS_MAP).write_text(
+        json.dumps(class_map, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    write_card(ctx, inputs, out, params)  # data/publish/README.md, the dataset card
+    return StageResult(output=out, metrics=metrics)

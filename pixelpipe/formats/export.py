@@ -1,0 +1,117 @@
+"""Write samples in any export format, with one class map for every split and format.
+
+Category ids: COCO writes the class map's ids (``preserve``) unless told otherwise;
+YOLO needs class indices 0..n-1, so ``auto`` numbers the categories in id order from 0;
+VOC and image folders write class names. See :func:`pixelpipe.formats.base.id_map`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelpipe.dataset import Category, Sample
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.formats import coco, imagefolder, voc, yolo
+from pixelpipe.formats.base import IdPolicy, PixelConvention, id_map
+
+EXPORT_FORMATS = ("coco", "yolo", "voc", "imagefolder")
+ImageSource = Callable[[Sample], Path | None]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to write.
+
+    Attributes:
+        category_ids: ``auto``, ``preserve``, ``zero_based`` or ``one_based``.
+        pixel_convention: VOC box convention (``corners`` or ``inclusive``).
+        yolo_task: ``detect`` (boxes) or ``segment`` (polygons).
+        include_crowd: Write COCO crowd boxes into YOLO labels.
+    """
+
+    category_ids: IdPolicy = "auto"
+    pixel_convention: PixelConvention = "corners"
+    yolo_task: yolo.YoloTask = "detect"
+    include_crowd: bool = False
+
+
+def copier(image_source: ImageSource) -> Callable[[Sample, Path], bool]:
+    """A function that copies a sample's image file to a path (False when it has none)."""
+
+    def copy(sample: Sample, target: Path) -> bool:
+        source = image_source(sample)
+        if source is None or not source.is_file():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return True
+
+    return copy
+
+
+def class_ids(
+    categories: Sequence[Category], options: ExportOptions, formats: Sequence[str]
+) -> dict[str, dict[int, int]]:
+    """The id each of ``formats`` writes for each category (class-map id -> written id).
+
+    Raises:
+        PixelpipeError: When the id policy cannot hold for one of the formats.
+    """
+    return {fmt: id_map(categories, options.category_ids, fmt) for fmt in formats}
+
+
+def export(
+    fmt: str,
+    samples: Sequence[Sample],
+    categories: Sequence[Category],
+    out: Path,
+    image_source: ImageSource,
+    options: ExportOptions | None = None,
+) -> dict[str, int]:
+    """Write ``samples`` in ``fmt`` into the folder ``out``.
+
+    Args:
+        fmt: ``coco``, ``yolo``, ``voc`` or ``imagefolder``.
+        samples: The samples, in the order wanted (id order keeps outputs stable).
+        categories: The class map, shared by every split.
+        out: The folder to write (created).
+        image_source: The local file holding a sample's image, or ``None`` (labels only).
+        options: How to write.
+
+    Returns:
+        Counts of what was written, clipped or left out.
+
+    Raises:
+        PixelpipeError: For an unknown format, or when the data cannot be written in it.
+    """
+    options = options or ExportOptions()
+    copy = copier(image_source)
+    out.mkdir(parents=True, exist_ok=True)
+    known = {c.id for c in categories}
+    unknown = sorted({a.category_id for s in samples for a in s.annotations} - known)
+    if unknown:
+        raise PixelpipeError(
+            f"annotations use category ids {unknown} that are not in the class map"
+        )
+    if fmt == "coco":
+        return coco.write(
+            samples, categories, out, copy, id_map(categories, options.category_ids, "coco")
+        )
+    if fmt == "yolo":
+        return yolo.write(
+            samples,
+            categories,
+            out,
+            copy,
+            id_map(categories, options.category_ids, "yolo"),
+            options.yolo_task,
+            options.include_crowd,
+        )
+    if fmt == "voc":
+        return voc.write(samples, categories, out, copy, options.pixel_convention)
+    if fmt == "imagefolder":
+        return imagefolder.write(samples, categories, out, copy)
+    raise PixelpipeError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")

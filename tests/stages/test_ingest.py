@@ -1,0 +1,558 @@
+"""Ingest: every format, EXIF orientation, unsafe paths, odd names, bad files, S3 and DVC."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from pydantic import ValidationError
+
+from pixelpipe.context import StageContext
+from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe.demo import build
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.executor import SerialExecutor
+from pixelpipe.registry import resolve
+
+SECRET = "s3cr3t-never-shown"
+Ingest = Callable[..., tuple[Dataset, dict[str, Any]]]
+
+
+def _ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
+    """Run the ingest step in-process and write its dataset, as the runner does."""
+    kind = resolve("ingest")
+    validated = kind.params(**params)
+    tmp = root / "data" / ".ingest.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    ctx = StageContext(
+        stage="ingest",
+        kind="ingest",
+        root=root,
+        output_dir=tmp,
+        final_dir="data/ingest",
+        configs={},
+        seed=0,
+        executor=SerialExecutor(),
+    )
+    result = kind.step([], validated, ctx)
+    kept = result.output.samples_table().num_rows
+    removed = result.output.removed_table().num_rows
+    assert result.expected == kept + removed, "every item found is kept or removed"
+    write_dataset(
+        tmp,
+        result.output,
+        stage="ingest",
+        kind="ingest",
+        params=validated.model_dump(mode="json"),
+        inputs={},
+    )
+    final = root / "data" / "ingest"
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return Dataset(final), result.metrics
+
+
+def _removed(dataset: Dataset) -> dict[str, str]:
+    return {r["id"]: r["reason"] for r in dataset.removed().to_pylist()}
+
+
+@pytest.fixture(scope="module")
+def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"])
+
+
+def test_demo_keeps_ids_categories_and_removes_the_non_image(
+    tmp_path: Path, demo_raw: Path
+) -> None:
+    shutil.copytree(demo_raw, tmp_path / "data/raw/demo")
+    dataset, metrics = _ingest(tmp_path)
+    assert len(dataset) == 38 and _removed(dataset) == {"notes.jpg": "unreadable"}
+    ids = dataset.table.column("id").to_pylist()
+    assert "astronaut.png" in ids and "unlabelled/retina.jpg" in ids
+    assert [c.id for c in dataset.categories] == [1, 4, 17, 47, 50, 85, 91]
+    assert set(dataset.table.column("exif_orientation").to_pylist()) == {1}
+    assert metrics["found"] == 39 and metrics["exif_rotated"] == 0
+    again, _ = _ingest(tmp_path)
+    assert again.digest == dataset.digest
+
+
+FORMATS = [
+    # COCO at the root, images in data/, names with spaces and many dots
+    ("formats/labelformat/object_detection/COCO", {}, 2, 16, {}),
+    # YOLOv8 with a differently named YAML: boxes become pixels
+    ("formats/labelformat/object_detection/YOLOv8", {}, 2, 16, {}),
+    # Datumaro's Darknet layout
+    ("formats/datumaro/yolo_dataset/strict", {"format": "yolo"}, 1, 2, {}),
+    # Datumaro's VOC with an image listed in test.txt without an XML
+    ("formats/datumaro/voc_dataset/voc_dataset1", {}, 2, 2, {}),
+    # VOC listing images that do not exist: every one is removed as missing
+    (
+        "formats/datumaro/voc_dataset/voc_dataset2",
+        {},
+        0,
+        0,
+        {f"{n}.jpg": "missing" for n in "@abcd"},
+    ),
+    # Roboflow COCO, one JSON per split folder
+    ("formats/datumaro/coco_dataset/coco_roboflow", {}, 2, 3, {}),
+    # plain images, named explicitly
+    ("formats/datumaro/image_dir_dataset", {"format": "images"}, 2, 0, {}),
+    # a COCO file whose images are elsewhere: every image is removed as missing
+    (
+        "formats/labelformat/instance_segmentation/COCO/instances.json",
+        {},
+        0,
+        0,
+        {"000000036086.jpg": "missing", "000000109005.jpg": "missing"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("folder", "params", "samples", "annotations", "removed"), FORMATS)
+def test_formats_from_the_corpora(
+    corpora: Path,
+    tmp_path: Path,
+    folder: str,
+    params: dict[str, Any],
+    samples: int,
+    annotations: int,
+    removed: dict[str, str],
+) -> None:
+    dataset, _ = _ingest(tmp_path, source=str(corpora / folder), **params)
+    assert len(dataset) == samples
+    assert dataset.info["counts"]["annotations"] == annotations
+    assert _removed(dataset) == removed
+
+
+def test_yolo_boxes_are_pixels_and_match_coco(corpora: Path, tmp_path: Path) -> None:
+    base = corpora / "formats/labelformat/object_detection"
+    from_coco, _ = _ingest(tmp_path / "a", source=str(base / "COCO"))
+    from_yolo, _ = _ingest(tmp_path / "b", source=str(base / "YOLOv8"))
+    boxes = {}
+    for dataset in (from_coco, from_yolo):
+        names = {c.id: c.name for c in dataset.categories}
+        boxes[dataset.path] = sorted(
+            (s.id, names[a.category_id], tuple(round(v) for v in a.bbox))
+            for s in dataset.samples()
+            for a in s.annotations
+        )
+    assert boxes[from_coco.path] == boxes[from_yolo.path]
+
+
+def test_bccd_voc_every_box(corpora: Path, tmp_path: Path) -> None:
+    dataset, _ = _ingest(tmp_path, source=str(corpora / "detection/bccd_voc/BCCD"))
+    assert len(dataset) == 364 and dataset.info["counts"]["annotations"] == 4888
+    assert dataset.info["counts"]["splits"] == {"test": 72, "train": 205, "val": 87}
+
+
+def _exif_jpeg(path: Path, orientation: int, size: tuple[int, int], box: tuple[int, ...]) -> None:
+    """A JPEG whose stored pixels have a red box on black, tagged with ``orientation``."""
+    width, height = size
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    x, y, w, h = box
+    pixels[y : y + h, x : x + w] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def _coco(root: Path, images: list[tuple[str, int, int, list[list[float]]]]) -> None:
+    doc: dict[str, Any] = {"images": [], "annotations": [], "categories": [{"id": 3, "name": "c"}]}
+    for index, (name, width, height, boxes) in enumerate(images, start=1):
+        doc["images"].append({"id": index, "file_name": name, "width": width, "height": height})
+        for box in boxes:
+            doc["annotations"].append(
+                {
+                    "id": len(doc["annotations"]) + 1,
+                    "image_id": index,
+                    "category_id": 3,
+                    "bbox": box,
+                }
+            )
+    (root / "annotations.json").write_text(json.dumps(doc))
+
+
+def _red_fraction(project: Path, image: str, box: list[float]) -> float:
+    with Image.open(project / image) as opened:
+        assert opened.getexif().get(0x0112) is None, "the stored copy is upright, untagged"
+        pixels = np.asarray(opened.convert("RGB"), dtype=int)
+    x, y, w, h = (round(v) for v in box)
+    region = pixels[y : y + h, x : x + w]
+    return float(((region[..., 0] > 150) & (region[..., 1] < 100)).mean())
+
+
+# orientation 6 (turn 90 degrees clockwise) of a 60x30 stored image with a box at (10,5,20,8):
+# displayed it is 30x60 and the box is at (17,10,8,20).
+EXIF = [
+    # labels drawn as viewers show the photo (declared displayed size): kept as they are
+    ("displayed", (30, 60), [17, 10, 8, 20], "auto", [17.0, 10.0, 8.0, 20.0], 1),
+    # labels drawn on the stored pixels (declared stored size): moved with the pixels
+    ("stored", (60, 30), [10, 5, 20, 8], "auto", [17.0, 10.0, 8.0, 20.0], 1),
+    # told explicitly that labels are on the stored pixels
+    ("forced", (60, 30), [10, 5, 20, 8], "stored", [17.0, 10.0, 8.0, 20.0], 1),
+    # a declared size that is neither: the boxes cannot be trusted
+    ("other", (64, 32), [10, 5, 20, 8], "auto", None, 0),
+    # told displayed, but the size is the stored one
+    ("contradicted", (60, 30), [10, 5, 20, 8], "displayed", None, 0),
+]
+
+
+@pytest.mark.parametrize(("name", "declared", "box", "frame", "expected", "kept"), EXIF)
+def test_exif_orientation_is_applied_once(
+    tmp_path: Path,
+    name: str,
+    declared: tuple[int, int],
+    box: list[float],
+    frame: str,
+    expected: list[float] | None,
+    kept: int,
+) -> None:
+    source = tmp_path / "raw"
+    _exif_jpeg(source / "images" / f"{name}.jpg", 6, (60, 30), (10, 5, 20, 8))
+    _coco(source, [(f"{name}.jpg", *declared, [box])])
+    dataset, metrics = _ingest(tmp_path, source="raw", label_frame=frame)
+    assert len(dataset) == kept
+    if expected is None:
+        assert _removed(dataset) == {f"{name}.jpg": "size_mismatch"}
+        return
+    (sample,) = dataset.samples()
+    assert (sample.width, sample.height) == (30, 60)
+    assert sample.extra["exif_orientation"] == 6 and metrics["exif_rotated"] == 1
+    assert list(sample.annotations[0].bbox) == expected
+    assert _red_fraction(tmp_path, sample.image, expected) > 0.95
+
+
+def test_yolo_labels_use_the_displayed_size(tmp_path: Path) -> None:
+    source = tmp_path / "raw"
+    _exif_jpeg(source / "images" / "p.jpg", 8, (60, 30), (10, 5, 20, 8))
+    # orientation 8 (turn counter-clockwise): displayed 30x60, the box lands at (5,30,8,20)
+    (source / "labels").mkdir(parents=True)
+    (source / "labels" / "p.txt").write_text(f"0 {9 / 30} {40 / 60} {8 / 30} {20 / 60}\n")
+    (source / "data.yaml").write_text("train: images\nnames: [c]\n")
+    dataset, _ = _ingest(tmp_path, source="raw")
+    (sample,) = dataset.samples()
+    assert sample.annotations[0].bbox == pytest.approx((5, 30, 8, 20))
+    assert _red_fraction(tmp_path, sample.image, [5, 30, 8, 20]) > 0.95
+
+
+def test_pillow_orientation_photos(corpora: Path, tmp_path: Path) -> None:
+    source = tmp_path / "raw"
+    source.mkdir()
+    for orientation in range(2, 9):
+        shutil.copy(corpora / f"corrupt/pillow/hopper_orientation_{orientation}.jpg", source)
+    shutil.copy(corpora / "corrupt/pillow/hopper.jpg", source)
+    dataset, metrics = _ingest(tmp_path, source="raw", format="images")
+    assert metrics["exif_rotated"] == 7
+    reference = np.asarray(Image.open(source / "hopper.jpg").convert("RGB"), dtype=int)
+    for sample in dataset.samples():
+        assert sample.extra["exif_orientation"] == (
+            1 if sample.id == "hopper.jpg" else int(sample.id[-5])
+        )
+        upright = np.asarray(Image.open(tmp_path / sample.image).convert("RGB"), dtype=int)
+        assert np.abs(upright - reference).mean() < 12.0
+
+
+def test_unsafe_paths_are_removed_and_symlinks_followed_only_when_asked(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (4, 4)).save(outside / "o.png")
+    source = tmp_path / "raw"
+    (source / "images").mkdir(parents=True)
+    Image.new("RGB", (4, 4), "white").save(source / "images" / "ok.png")
+    (source / "images" / "link.png").symlink_to(outside / "o.png")
+    (source / "images" / "linked_dir").symlink_to(outside)
+    _coco(
+        source,
+        [
+            ("ok.png", 4, 4, []),
+            ("../outside/o.png", 4, 4, []),
+            ("/etc/passwd", 4, 4, []),
+            ("link.png", 4, 4, []),
+        ],
+    )
+    dataset, _ = _ingest(tmp_path, source="raw")
+    assert dataset.table.column("id").to_pylist() == ["ok.png"]
+    assert _removed(dataset) == {
+        "../outside/o.png": "unsafe_path",
+        "/etc/passwd": "unsafe_path",
+        "link.png": "unsafe_path",
+        "linked_dir": "unsafe_path",
+    }
+    followed, _ = _ingest(tmp_path, source="raw", follow_symlinks=True)
+    assert followed.table.column("id").to_pylist() == ["link.png", "ok.png"]
+    assert _removed(followed) == {
+        "../outside/o.png": "unsafe_path",
+        "/etc/passwd": "unsafe_path",
+        "linked_dir/o.png": "unlisted",
+    }
+
+
+def test_names_with_spaces_dots_and_non_ascii(tmp_path: Path) -> None:
+    source = tmp_path / "raw"
+    names = ["a b.c.d.jpg", "日本/ü ñ.png", "x..y .JPG"]
+    for name in names:
+        (source / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 6)).save(
+            source / "images" / name, "PNG" if name.endswith("png") else "JPEG"
+        )
+    _coco(source, [(n, 8, 6, [[1, 1, 2, 2]]) for n in names])
+    dataset, _ = _ingest(tmp_path, source="raw")
+    assert sorted(dataset.table.column("id").to_pylist()) == sorted(names)
+    for sample in dataset.samples():
+        assert (tmp_path / sample.image).is_file() and sample.source.startswith("raw/images/")
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+MALFORMED = [
+    # invalid JSON: file and line
+    ({"annotations.json": '{\n "images": [,]\n}'}, {}, r"raw/annotations\.json:2: invalid JSON"),
+    # duplicate annotation ids: file and element
+    (
+        {
+            "annotations.json": json.dumps(
+                {
+                    "images": [{"id": 1, "file_name": "a.jpg"}],
+                    "categories": [{"id": 1, "name": "a"}],
+                    "annotations": [
+                        {"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                        {"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                    ],
+                }
+            )
+        },
+        {},
+        r"raw/annotations\.json annotations\[1\]\.id: annotation id 5 is used twice",
+    ),
+    # an unknown category id: file and element
+    (
+        {
+            "annotations.json": json.dumps(
+                {
+                    "images": [{"id": 1, "file_name": "a.jpg"}],
+                    "categories": [{"id": 1, "name": "a"}],
+                    "annotations": [
+                        {"id": 1, "image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1]}
+                    ],
+                }
+            )
+        },
+        {},
+        r"raw/annotations\.json annotations\[0\]\.category_id: category id 2 is not in",
+    ),
+    # VOC XML cut short: file and line
+    (
+        {"Annotations/a.xml": "<annotation>\n<object>\n"},
+        {},
+        r"raw/Annotations/a\.xml:3: invalid XML",
+    ),
+    # a YOLO label line: file and line
+    (
+        {
+            "data.yaml": "train: images\nnames: [a]\n",
+            "images/a.jpg": "",
+            "labels/a.txt": "0 .5 .5 .1 .1\n3 .5 .5 .1 .1\n",
+        },
+        {},
+        r"raw/labels/a\.txt:2: class 3 is not in names",
+    ),
+    # the source does not exist: the param is named
+    ({}, {"source": "nowhere"}, r"params\.yaml ingest\.source: source folder not found: nowhere"),
+    # two formats at once
+    (
+        {"annotations.json": '{"images": []}', "data.yaml": "names: [a]\n"},
+        {},
+        r"params\.yaml ingest\.source: raw: the format is ambiguous",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "params", "message"), MALFORMED)
+def test_bad_input_is_one_clear_error(
+    tmp_path: Path, files: dict[str, str], params: dict[str, str], message: str
+) -> None:
+    _write(tmp_path / "raw", files)
+    (tmp_path / "raw").mkdir(exist_ok=True)
+    with pytest.raises(PixelpipeError, match=message):
+        _ingest(tmp_path, **{"source": "raw", **params})
+
+
+def test_nothing_is_dropped_without_a_removal(tmp_path: Path) -> None:
+    source = tmp_path / "raw"
+    (source / "images").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        Image.new("RGB", (10, 10)).save(source / "images" / name)
+    (source / "images" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    _write(
+        source,
+        {
+            "data.yaml": "train: images\nnames: [a]\n",
+            "labels/a.txt": "0 0.5 0.5 0.2 0.2\n",
+            "labels/ghost.txt": "0 0.5 0.5 0.2 0.2\n",
+            "labels/broken.txt": "",
+        },
+    )
+    dataset, metrics = _ingest(tmp_path, source="raw")
+    assert dataset.table.column("id").to_pylist() == ["a.jpg", "b.jpg"]
+    assert _removed(dataset) == {"broken.jpg": "unreadable", "labels/ghost.txt": "missing"}
+    assert metrics["found"] == 4 and metrics["images_without_labels"] == 1
+
+
+def test_credentials_in_the_source_param_are_refused() -> None:
+    kind = resolve("ingest")
+    with pytest.raises(ValidationError, match=r"the URL holds credentials"):
+        kind.params(source="https://user:pw@example.com/set")
+    with pytest.raises(ValidationError, match=r"signature or token"):
+        kind.params(source="https://example.com/set?X-Amz-Signature=abc")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's server) on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _upload(endpoint: str, folder: Path, bucket: str, prefix: str) -> Any:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key="testing",
+        secret=SECRET,
+        client_kwargs={"endpoint_url": endpoint},
+        skip_instance_cache=True,
+    )
+    if not fs.exists(bucket):
+        fs.mkdir(bucket)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            fs.pipe(f"{bucket}/{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    return fs
+
+
+def test_s3_and_disk_ingests_have_the_same_digest(
+    s3_endpoint: str, demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _upload(s3_endpoint, demo_raw, "sets", "demo")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    from_s3, _ = _ingest(tmp_path / "s3", source="s3://sets/demo")
+    from_disk, _ = _ingest(tmp_path / "disk", source=str(demo_raw))
+    assert from_s3.digest == from_disk.digest
+    assert len(from_s3) == 38 and _removed(from_s3) == {"notes.jpg": "unreadable"}
+    sources = from_s3.table.column("source").to_pylist()
+    assert all(s.startswith("s3://sets/demo/images/") for s in sources)
+    for path in (tmp_path / "s3").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def _git_dvc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        list(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PIXELPIPE_TRACKING": "off", "PIXELPIPE_WORKERS": "1", **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_a_bucket_behind_a_dvc_remote_is_a_dependency(
+    s3_endpoint: str, demo_raw: Path, tmp_path: Path
+) -> None:
+    """remote://NAME/path: DVC tracks the bucket, reruns on change, and the digest is the disk's."""
+    fs = _upload(s3_endpoint, demo_raw, "remote-sets", "demo")
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_ENDPOINT_URL": "",
+    }
+    projects = {}
+    for name, source in (("s3", "remote://sets/demo"), ("disk", str(demo_raw))):
+        project = tmp_path / name
+        _git_dvc(tmp_path, "pixelpipe", "init", str(project))
+        if name == "s3":
+            _git_dvc(project, "dvc", "remote", "add", "sets", "s3://remote-sets")
+            _git_dvc(project, "dvc", "remote", "modify", "sets", "endpointurl", s3_endpoint)
+            _git_dvc(
+                project, "dvc", "remote", "modify", "--local", "sets", "access_key_id", "testing"
+            )
+            _git_dvc(
+                project, "dvc", "remote", "modify", "--local", "sets", "secret_access_key", SECRET
+            )
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["ingest"]["source"] = source
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        _git_dvc(project, "pixelpipe", "compile")
+        _git_dvc(project, "dvc", "repro", env=env)
+        projects[name] = project
+    s3_project = projects["s3"]
+    dvc_yaml = yaml.safe_load((s3_project / "dvc.yaml").read_text())
+    assert "remote://sets/demo" in dvc_yaml["stages"]["ingest"]["deps"]
+    digests = {
+        name: json.loads((p / "data/publish/dataset.json").read_text())["digest"]
+        for name, p in projects.items()
+    }
+    assert digests["s3"] == digests["disk"]
+    assert "up to date" in _git_dvc(s3_project, "dvc", "status", env=env)
+    fs.pipe("remote-sets/demo/images/extra.jpg", (demo_raw / "images" / "cat.jpg").read_bytes())
+    status = _git_dvc(s3_project, "dvc", "status", env=env)
+    assert "modified:" in status and "remote://sets/demo" in status
+    output = _git_dvc(s3_project, "dvc", "repro", env=env)
+    assert "Running stage 'ingest'" in output
+    removed = Dataset(s3_project / "data/ingest").removed().to_pylist()
+    assert any(r["id"] == "extra.jpg" and r["reason"] == "unlisted" for r in removed)
+    for folder in ("data", "reports", "pipelines"):
+        for path in (s3_project / folder).rglob("*"):
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config"):
+        assert SECRET not in (s3_project / name).read_text(), name
+
+
+def test_jpeg_quality_is_bounded() -> None:
+    with pytest.raises(ValidationError, match=r"less than or equal to 100"):
+        resolve("ingest").params(jpeg_quality=101)
+
+
+def test_re_encoded_photo_is_deterministic(tmp_path: Path) -> None:
+    source = tmp_path / "raw"
+    _exif_jpeg(source / "images" / "p.jpg", 6, (60, 30), (10, 5, 20, 8))
+    first, _ = _ingest(tmp_path, source="raw", format="images")
+    digest = first.digest
+    image = io.BytesIO((tmp_path / next(first.samples()).image).read_bytes())
+    second, _ = _ingest(tmp_path, source="raw", format="images")
+    assert second.digest == digest
+    assert (tmp_path / next(second.samples()).image).read_bytes() == image.getvalue()
