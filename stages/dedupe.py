@@ -1,0 +1,474 @@
+"""Dedupe: remove exact duplicates (same bytes) and near duplicates (close perceptual hashes)."""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from pixelpipe import (
+    Dataset,
+    DatasetBuilder,
+    StageContext,
+    StageParams,
+    StageResult,
+    hamming,
+    stage,
+)
+from pixelpipe.executor import chunk_size
+from pixelpipe.hashing import ORIENTATIONS, HashSpec, hash_chunk, to_words
+from stages._dedupe.decide import KeepPolicy, Member, conflict, keep_order
+from stages._dedupe.report import Box, ClusterView, ReportData, Shot, render
+
+REPORT_FILE = "report.html"
+DUPLICATES_COLUMN = "duplicates"
+"""Manifest column: how many samples were removed as duplicates of this one."""
+DEFAULT_MAX_DISTANCE = 6
+"""Default threshold for 64-bit hashes, chosen from data (see ``docs/dedupe.md``)."""
+_NEAR_MISS_MARGIN = 6
+_NEAR_MISSES_SHOWN = 12
+_INVERSE = {"rotate_90": "rotate_270", "rotate_270": "rotate_90"}
+I64 = npt.NDArray[np.int64]
+
+
+class Params(StageParams):
+    """Params of the ``dedupe`` stage."""
+
+    near: bool = True
+    """Also remove near duplicates by perceptual hash; ``false``: byte-identical files only."""
+    algorithm: Literal["phash", "dhash", "ahash", "whash"] = "phash"
+    """Perceptual hash, as in imagehash: ``phash`` (DCT, robust to resizing and
+    re-encoding), ``dhash`` (gradients), ``ahash`` (mean), ``whash`` (Haar wavelets)."""
+    hash_size: Literal[4, 8, 16, 32] = 8
+    """Bits per side of the hash: it has ``hash_size**2`` bits (8: 64 bits)."""
+    max_distance: int = Field(default=DEFAULT_MAX_DISTANCE, ge=0)
+    """Largest Hamming distance between two hashes that still makes them duplicates. The
+    default, for 64-bit pHash, catches 99.9% of re-encoded, resized, grayscale, blurred
+    and re-lit copies and falsely pairs under 1% of look-alike product photos
+    (docs/dedupe.md); for hash_size 16 use about 32. Must be below half the bits."""
+    invariant: bool = False
+    """Also match copies that were flipped or turned by 90/180/270 degrees (hashes the
+    eight orientations; the search costs about 25x more: 13 minutes at a million images
+    on 2 cores). It also adds false matches: consider a lower ``max_distance``."""
+    keep: KeepPolicy = "largest"
+    """Which copy of a cluster to keep: ``largest`` (most pixels, then most annotations),
+    ``most_annotations`` (then most pixels) or ``first`` (by source path); ties go to the
+    first source path, then id."""
+    draft: bool = True
+    """Let the JPEG decoder downscale before hashing (4x faster; 84% of hashes of real
+    photos equal imagehash's, nearly all others differ by 2 bits). ``false``: decode at
+    full size, exactly as imagehash."""
+    report_clusters: int = Field(default=100, ge=0)
+    """Clusters shown with thumbnails in ``report.html`` (largest distances first)."""
+    histogram_sample: int = Field(default=2000, ge=0)
+    """Images whose nearest-neighbour distance the report's histogram shows (all, up to
+    this many; measured by brute force, so cost grows with this times the dataset)."""
+
+    @model_validator(mode="after")
+    def _threshold_below_half(self) -> Params:
+        bits = self.hash_size * self.hash_size
+        if self.max_distance >= bits // 2:
+            raise ValueError(
+                f"max_distance {self.max_distance} must be below {bits // 2} (half of the "
+                f"{bits} bits of a hash_size {self.hash_size} hash): unrelated images match "
+                "at that distance"
+            )
+        return self
+
+
+def _members(table: pa.Table, rows: list[int]) -> list[Member]:
+    part = table.take(pa.array(rows, type=pa.int64()))
+    counts = pc.fill_null(pc.list_value_length(part.column("annotations")), 0).to_pylist()
+    return [
+        Member(row, i, s, w, h, n)
+        for row, i, s, w, h, n in zip(
+            rows,
+            part.column("id").to_pylist(),
+            part.column("source").to_pylist(),
+            part.column("width").to_pylist(),
+            part.column("height").to_pylist(),
+            counts,
+            strict=True,
+        )
+    ]
+
+
+def _orientation(words: np.ndarray, removed: int, kept: int) -> str:
+    """The turn that maps the removed image onto the kept one (for invariant hashes)."""
+    forward = hamming.distance(words[removed], words[kept, 0][None])
+    backward = hamming.distance(words[kept], words[removed, 0][None])
+    if forward.min() <= backward.min():
+        return ORIENTATIONS[int(forward.argmin())]
+    name = ORIENTATIONS[int(backward.argmin())]
+    return _INVERSE.get(name, name)
+
+
+@stage("dedupe", params=Params)
+def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
+    """Remove exact and near-duplicate images, keeping one of each cluster; report them.
+
+    Exact duplicates share a SHA-256. Near duplicates have perceptual hashes (pHash by
+    default, the imagehash algorithms) within ``max_distance`` bits; each file is decoded
+    once, at reduced size for JPEGs, and hashed in batches on the workers. All pairs within
+    the threshold are found by a multi-index search whose cost does not grow with the square
+    of the dataset, and clusters are their connected components (union-find), so copies of
+    copies join one cluster. One sample per cluster is kept (``keep`` policy); the others
+    go to ``removed.parquet`` with reason ``duplicate``, ``duplicate_of`` (the kept id),
+    ``distance`` (to the kept sample; 0 for identical files) and ``conflict`` (how their
+    labels differ from the kept sample's, if they do: the kept sample keeps its own). The
+    hash is kept as a manifest column named after the algorithm (``phash``: big-endian
+    bytes, ``.hex()`` is imagehash's string), with ``duplicates`` (copies removed).
+    ``report.html`` in the output shows the clusters side by side with their distances, the
+    near misses, and a histogram of nearest distances to choose the threshold.
+
+    ```yaml
+    # pipelines/default.yaml
+    stages:
+      dedupe:
+        kind: dedupe
+        inputs: ingest
+    # params.yaml
+    dedupe:
+      algorithm: phash          # dhash, ahash, whash
+      hash_size: 8              # 64-bit hashes
+      max_distance: 6           # bits; see the report's histogram
+      invariant: false          # true: also flipped / rotated copies
+      keep: largest             # most_annotations, first
+    ```
+    """
+    (dataset,) = inputs
+    table = dataset.table
+    spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant)
+    files = _distinct_files(table)
+    hashes = _hash_and_search(table, files, spec, params, ctx)
+    names = {c.id: c.name for c in dataset.categories}
+    out = DatasetBuilder(dataset.categories)
+    decided = _decide(out, table, files, hashes, params, names, ctx.root)
+    out.add_table(_manifest(table, files, hashes, decided, params, spec))
+
+    unhashable = [
+        (str(table.column("id")[files.first_row[f]].as_py()), error)
+        for f, error in enumerate(hashes.errors)
+        if error is not None
+    ]
+    for sample_id, error in unhashable[:20]:
+        ctx.log.warning("%s: not hashed (%s); compared by bytes only", sample_id, error)
+    clusters = decided.cluster_sizes
+    metrics: dict[str, Any] = {
+        "algorithm": params.algorithm if params.near else "sha256",
+        "hash_bits": spec.bits,
+        "max_distance": params.max_distance,
+        "invariant": params.invariant,
+        "keep": params.keep,
+        "input_samples": table.num_rows,
+        "distinct_files": len(files.first_row),
+        "hashed": int(hashes.hashed.size),
+        "unhashable": len(unhashable),
+        "pairs_within_threshold": hashes.pair_count,
+        "search": hashes.method,
+        "clusters": len(clusters),
+        "largest_cluster": max(clusters, default=0),
+        "exact_duplicates_removed": decided.exact,
+        "near_duplicates_removed": decided.near,
+        "duplicates_removed": decided.exact + decided.near,
+        "annotation_conflicts": decided.conflicts,
+    }
+    shown = sorted(decided.views, key=lambda v: (-v.max_distance, -len(v.removed), v.kept.caption))
+    data = ReportData(
+        stage=ctx.stage,
+        summary=metrics,
+        threshold=params.max_distance,
+        bits=spec.bits,
+        algorithm=params.algorithm,
+        clusters=shown[: params.report_clusters],
+        clusters_total=len(shown),
+        unhashable=unhashable,
+    )
+    if hashes.hashed.size:
+        _nearest(data, params, hashes, files, table, ctx.root)
+    (ctx.output_dir / REPORT_FILE).write_text(render(data), encoding="utf-8")
+    return StageResult(output=out, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class _Files:
+    """Distinct file contents (by SHA-256): each is decoded and hashed once.
+
+    Attributes:
+        of_row: For each manifest row, its distinct file.
+        first_row: For each distinct file, its first manifest row.
+    """
+
+    of_row: I64
+    first_row: list[int]
+
+
+def _distinct_files(table: pa.Table) -> _Files:
+    first_of: dict[str, int] = {}
+    first_row: list[int] = []
+    of_row = np.empty(table.num_rows, dtype=np.int64)
+    for row, sha in enumerate(table.column("sha256").to_pylist()):
+        index = first_of.get(sha)
+        if index is None:
+            index = first_of[sha] = len(first_row)
+            first_row.append(row)
+        of_row[row] = index
+    return _Files(of_row, first_row)
+
+
+@dataclass(frozen=True)
+class _Hashes:
+    """Hashes of the distinct files and their clusters.
+
+    Attributes:
+        codes: ``(files, orientations, nbytes)`` packed hashes (zeros where not hashed).
+        errors: Per file, why it could not be hashed, or ``None``.
+        hashed: The files that were hashed.
+        words: Their codes as ``uint64`` words (rows follow ``hashed``).
+        position: For each file, its row in ``words`` (-1 when not hashed).
+        label: For each file, its cluster: the smallest file index in it.
+        method: How the search ran (``index``, ``brute``, ``none``).
+        pair_count: Pairs of hashed files within the threshold.
+    """
+
+    codes: npt.NDArray[np.uint8]
+    errors: list[str | None]
+    hashed: I64
+    words: npt.NDArray[np.uint64]
+    position: I64
+    label: I64
+    method: str
+    pair_count: int
+
+
+def _hash_and_search(
+    table: pa.Table, files: _Files, spec: HashSpec, params: Params, ctx: StageContext
+) -> _Hashes:
+    """Hash each distinct file on the workers, find pairs within the threshold, cluster."""
+    count = len(files.first_row)
+    codes = np.zeros((count, spec.orientations, spec.nbytes), dtype=np.uint8)
+    errors: list[str | None] = [None] * count
+    label = np.arange(count, dtype=np.int64)
+    position = np.full(count, -1, dtype=np.int64)
+    nothing = np.zeros(0, dtype=np.int64)
+    if not params.near or not count:
+        words = np.zeros((0, spec.orientations, 1), dtype=np.uint64)
+        return _Hashes(codes, errors, nothing, words, position, label, "none", 0)
+    images = table.column("image").to_pylist()
+    paths = [str(ctx.root / images[row]) for row in files.first_row]
+    work = functools.partial(hash_chunk, spec)
+    with ctx.progress(count, "hashing") as advance:
+        results = ctx.executor.map_chunks(
+            work, paths, chunk_size(len(paths), ctx.executor.workers), advance
+        )
+        for index, (code, error) in enumerate(results):
+            if error is None:
+                codes[index] = np.frombuffer(code, dtype=np.uint8).reshape(codes.shape[1:])
+            else:
+                errors[index] = error
+    hashed = np.array([i for i, e in enumerate(errors) if e is None], dtype=np.int64)
+    position[hashed] = np.arange(hashed.size)
+    words = to_words(codes[hashed])
+    ctx.log.info("searching %d hashes within distance %d", hashed.size, params.max_distance)
+    found = hamming.search(words, params.max_distance, bits=spec.bits, executor=ctx.executor)
+    if hashed.size:
+        label[hashed] = hashed[found.clusters()]
+    return _Hashes(
+        codes, errors, hashed, words, position, label, found.plan.method, _pair_count(found)
+    )
+
+
+@dataclass
+class _Decided:
+    """What the keep policy decided.
+
+    Attributes:
+        removed: Manifest rows removed as duplicates.
+        duplicates: For each manifest row, how many copies of it were removed.
+        views: The clusters, for the report.
+        cluster_sizes: Samples per cluster (clusters of 2 or more).
+        exact: Removed as byte-identical copies.
+        near: Removed as near duplicates.
+        conflicts: Removed copies whose labels differ from the kept copy's.
+    """
+
+    removed: npt.NDArray[np.bool_]
+    duplicates: I64
+    views: list[ClusterView] = field(default_factory=list)
+    cluster_sizes: list[int] = field(default_factory=list)
+    exact: int = 0
+    near: int = 0
+    conflicts: int = 0
+
+
+def _decide(
+    out: DatasetBuilder,
+    table: pa.Table,
+    files: _Files,
+    hashes: _Hashes,
+    params: Params,
+    names: dict[int, str],
+    root: Path,
+) -> _Decided:
+    """Keep one sample per cluster; record the others in ``out`` as removed."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for row, cluster in enumerate(hashes.label[files.of_row].tolist()):
+        groups[cluster].append(row)
+    count = table.num_rows
+    decided = _Decided(np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64))
+    annotations = table.column("annotations")
+    images = table.column("image")
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        decided.cluster_sizes.append(len(rows))
+        members = sorted(_members(table, rows), key=lambda m: keep_order(m, params.keep))
+        kept = members[0]
+        kept_file = int(files.of_row[kept.index])
+        kept_anns = annotations[kept.index].as_py() or []
+        shots: list[tuple[int, str, Shot]] = []
+        for member in members[1:]:
+            other_file = int(files.of_row[member.index])
+            turned = "identity"
+            if other_file == kept_file:
+                dist, how = 0, f"identical file (same sha256) as '{kept.id}'"
+                decided.exact += 1
+            else:
+                a, b = int(hashes.position[other_file]), int(hashes.position[kept_file])
+                dist = int(hamming.pair_distances(hashes.words, np.array([a]), np.array([b]))[0])
+                if params.invariant:
+                    turned = _orientation(hashes.words, a, b)
+                how = f"near-duplicate of '{kept.id}': {params.algorithm} distance {dist}"
+                if turned != "identity":
+                    how += f" after {turned}"
+                if dist > params.max_distance:
+                    how += f" (over max_distance {params.max_distance}: linked via other copies)"
+                decided.near += 1
+            other_anns = annotations[member.index].as_py() or []
+            differs = conflict(
+                kept_anns,
+                (kept.width, kept.height),
+                other_anns,
+                (member.width, member.height),
+                names,
+                compare_boxes=turned == "identity",
+            )
+            decided.conflicts += differs is not None
+            extra: dict[str, Any] = {"duplicate_of": kept.id, "distance": dist, "conflict": differs}
+            if params.invariant:
+                extra["orientation"] = None if other_file == kept_file else turned
+            out.remove(member.id, "duplicate", how, source=member.source, **extra)
+            decided.removed[member.index] = True
+            decided.duplicates[kept.index] += 1
+            caption = f"{member.id} · d={dist}"
+            caption += " (identical file)" if other_file == kept_file else ""
+            caption += f" · {turned}" if turned != "identity" else ""
+            caption += f" · {member.width}x{member.height} · {_labels(member.annotations)}"
+            path = root / images[member.index].as_py()
+            shot = Shot(path, caption, _boxes(other_anns, names), "drop", differs)
+            shots.append((dist, member.id, shot))
+        shots.sort(key=lambda item: item[:2])
+        keep_shot = Shot(
+            root / images[kept.index].as_py(),
+            f"KEEP {kept.id} · {kept.width}x{kept.height} · {_labels(kept.annotations)}",
+            _boxes(kept_anns, names),
+            "keep",
+        )
+        worst = shots[-1][0]
+        decided.views.append(ClusterView(keep_shot, [s for _, _, s in shots], worst))
+    return decided
+
+
+def _manifest(
+    table: pa.Table,
+    files: _Files,
+    hashes: _Hashes,
+    decided: _Decided,
+    params: Params,
+    spec: HashSpec,
+) -> pa.Table:
+    """The kept rows, with the hash column(s) and the count of removed copies."""
+    kept_rows = np.flatnonzero(~decided.removed)
+    kept = table.filter(pa.array(~decided.removed))
+    stale = (params.algorithm, f"{params.algorithm}_orientations", DUPLICATES_COLUMN)
+    kept = kept.drop_columns([c for c in stale if c in kept.column_names])
+    if params.near:
+        file_of = files.of_row[kept_rows].tolist()
+        ok = [hashes.errors[f] is None for f in file_of]
+        plain = [
+            hashes.codes[f, 0].tobytes() if good else None
+            for f, good in zip(file_of, ok, strict=True)
+        ]
+        kept = kept.append_column(params.algorithm, pa.array(plain, type=pa.binary(spec.nbytes)))
+        if spec.invariant:
+            every = [
+                hashes.codes[f].tobytes() if good else None
+                for f, good in zip(file_of, ok, strict=True)
+            ]
+            kept = kept.append_column(
+                f"{params.algorithm}_orientations",
+                pa.array(every, type=pa.binary(spec.nbytes * spec.orientations)),
+            )
+    return kept.append_column(
+        DUPLICATES_COLUMN, pa.array(decided.duplicates[kept_rows], type=pa.int64())
+    )
+
+
+def _pair_count(found: hamming.SearchResult) -> int:
+    """Pairs of items within the threshold, counting items that share a hash."""
+    sizes = np.bincount(found.inverse).astype(np.int64)
+    pairs = found.unique_pairs
+    return int((sizes * (sizes - 1) // 2).sum() + (sizes[pairs.i] * sizes[pairs.j]).sum())
+
+
+def _labels(count: int) -> str:
+    return "1 label" if count == 1 else f"{count} labels"
+
+
+def _boxes(annotations: list[dict[str, Any]], names: dict[int, str]) -> list[Box]:
+    return [
+        (tuple(a["bbox"]), names.get(a["category_id"], str(a["category_id"]))) for a in annotations
+    ]
+
+
+def _nearest(
+    data: ReportData,
+    params: Params,
+    hashes: _Hashes,
+    files: _Files,
+    table: pa.Table,
+    root: Path,
+) -> None:
+    """Fill the histogram of nearest distances and the near misses, from a sample."""
+    hashed, label = hashes.hashed, hashes.label
+    total = int(hashed.size)
+    size = min(total, params.histogram_sample)
+    if size == 0:
+        return
+    rows = np.unique(np.linspace(0, total - 1, size).round().astype(np.int64))
+    dist, other = hamming.nearest(hashes.words, rows)
+    data.nearest = [int(d) for d in dist if d >= 0]
+    data.sampled_of = total
+    low, high = params.max_distance, params.max_distance + _NEAR_MISS_MARGIN
+    misses: dict[tuple[int, int], int] = {}
+    for row, d, j in zip(rows.tolist(), dist.tolist(), other.tolist(), strict=True):
+        a, b = int(hashed[row]), int(hashed[j]) if j >= 0 else -1
+        if low < d <= high and label[a] != label[b]:
+            misses[(min(a, b), max(a, b))] = d
+    ids = table.column("id")
+    images = table.column("image")
+
+    def shot(file: int) -> Shot:
+        row = files.first_row[file]
+        return Shot(root / images[row].as_py(), str(ids[row].as_py()))
+
+    chosen = sorted(misses.items(), key=lambda kv: (kv[1], kv[0]))[:_NEAR_MISSES_SHOWN]
+    data.near_misses = [(shot(a), shot(b), d) for (a, b), d in chosen]
