@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,17 +248,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _finite(value: Any) -> Any:
-    """Make NaN and infinities JSON-safe and stable for hashing."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
 def content_digest(samples: pa.Table, categories: Sequence[Category]) -> str:
     """SHA-256 of a dataset's content, independent of row order and storage location.
 
@@ -278,12 +266,12 @@ def content_digest(samples: pa.Table, categories: Sequence[Category]) -> str:
     for batch in table.to_batches(max_chunksize=4096):
         for row in batch.to_pylist():
             digest.update(b"\n")
-            digest.update(_canonical_json(_finite(row)).encode())
+            digest.update(_canonical_json(row).encode())  # NaN -> NaN, stable
     return f"sha256:{digest.hexdigest()}"
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    # No pandas metadata, fixed compression, one deterministic layout.
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write a table the way every dataset file is written: one deterministic layout."""
     pq.write_table(
         table,
         path,
@@ -497,8 +485,8 @@ def write_dataset(
     ids = [c.id for c in categories]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate category ids in class map: {ids}")
-    _write_parquet(samples, directory / SAMPLES_FILE)
-    _write_parquet(removed, directory / REMOVED_FILE)
+    write_parquet(samples, directory / SAMPLES_FILE)
+    write_parquet(removed, directory / REMOVED_FILE)
     (directory / CATEGORIES_FILE).write_text(
         json.dumps([c.to_json() for c in categories], indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",

@@ -151,6 +151,11 @@ def _check_configs(
             )
         elif not (root / value).is_file():
             yield doc.problem(key, f"config file not found: {value}")
+        elif config in kind.config_checks:
+            try:
+                kind.config_checks[config](root / value, value)
+            except PixelpipeError as exc:
+                yield from exc.problems
     for config, description in kind.configs.items():
         if config not in spec.configs:
             yield doc.problem(

@@ -72,6 +72,8 @@ class StageResult:
 
 
 StepFn = Callable[["list[Dataset]", P, "StageContext"], StageResult]
+ConfigCheck = Callable[[Path, str], object]
+"""Validates one config file: ``check(path, shown_as)`` raises ``PixelpipeError``."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class StageKind(Generic[P]):
         min_inputs: Fewest input stages (0 for a source such as ``ingest``).
         max_inputs: Most input stages, or ``None`` for any number.
         configs: Config files the stage reads, by name, with a description each.
+        config_checks: For some configs, a function that validates the file's content; the
+            loader calls it, so ``pixelpipe compile`` reports a bad config before anything runs.
     """
 
     name: str
@@ -93,6 +97,7 @@ class StageKind(Generic[P]):
     min_inputs: int = 1
     max_inputs: int | None = 1
     configs: Mapping[str, str] = field(default_factory=dict)
+    config_checks: Mapping[str, ConfigCheck] = field(default_factory=dict)
 
     @property
     def is_source(self) -> bool:
@@ -131,6 +136,7 @@ def stage(
     params: type[P],
     inputs: int | tuple[int, int | None] = 1,
     configs: Mapping[str, str] | None = None,
+    config_checks: Mapping[str, ConfigCheck] | None = None,
 ) -> Callable[[StepFn[P]], StageKind[P]]:
     """Declare a step function as a stage kind.
 
@@ -139,6 +145,8 @@ def stage(
         params: Its ``Params`` model (a :class:`StageParams` subclass).
         inputs: Number of input stages, or ``(min, max)`` with ``max=None`` for no limit.
         configs: Config files the stage reads, by name, with a description each.
+        config_checks: Validators of some of those files' content, by config name
+            (``check(path, shown_as)`` raising :class:`PixelpipeError`).
 
     Returns:
         A decorator that turns the step into a :class:`StageKind`.
@@ -153,6 +161,7 @@ def stage(
             min_inputs=low,
             max_inputs=high,
             configs=dict(configs or {}),
+            config_checks=dict(config_checks or {}),
         )
 
     return wrap

@@ -1,0 +1,569 @@
+"""The rule catalogue and rule-set files (``configs/validation/*.yaml``).
+
+A rule set names the rules to apply, each with its severity and params::
+
+    rules:
+      decode: error                 # shorthand: just the severity
+      box_inside:
+        severity: fix               # clip boxes to the image
+      blur:
+        severity: warn
+        min_variance: 25
+
+Rules not named are not checked. Every rule has a default severity and default params, so
+``blur: {}`` enables it as documented. Loading reports every problem at once as
+``FILE:LINE key.path: message``, with a did-you-mean for unknown rule names and keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from pixelpipe import PixelpipeError, Problem
+from pixelpipe.errors import did_you_mean
+from pixelpipe.loader import validation_problems
+from pixelpipe.yamlio import KeyPath, Located, load_file
+
+Severity = Literal["error", "warn", "fix"]
+Scope = Literal["image", "label", "dataset"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warn", "fix")
+
+PIL_MODES: tuple[str, ...] = tuple(Image.MODES)
+
+
+class Rule(BaseModel):
+    """Base of every rule: a severity and the rule's params."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    ID: ClassVar[str] = ""
+    SCOPE: ClassVar[Scope] = "image"
+    FIX: ClassVar[str | None] = None
+    """What severity ``fix`` does, or ``None`` when the rule has no fix."""
+
+    severity: Severity = "error"
+    """``error``: quarantine the sample; ``warn``: keep and report; ``fix``: apply the fix."""
+
+
+# --- image rules -------------------------------------------------------------------------
+
+
+class Decode(Rule):
+    """The image opens and its first frame decodes fully (no truncation, no corrupt data)."""
+
+    ID = "decode"
+    severity: Literal["error", "warn"] = "error"
+    """``error`` or ``warn`` (there is no fix for broken pixels)."""
+
+
+class MaxPixels(Rule):
+    """Width x height is at most ``max_pixels``; checked from the header, before decoding."""
+
+    ID = "max_pixels"
+    severity: Literal["error", "warn"] = "error"
+    """``error`` or ``warn``; either way an image over the limit is never decoded."""
+    max_pixels: int = Field(default=89_478_485, gt=0)
+    """Most pixels an image may have (Pillow's own bomb limit by default)."""
+
+
+class Extension(Rule):
+    """The file's content is in the format its extension names (a JPEG named ``.png`` fails)."""
+
+    ID = "extension"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+
+
+class MinSize(Rule):
+    """Width and height are at least ``min_width`` and ``min_height`` pixels."""
+
+    ID = "min_size"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    min_width: int = Field(default=32, ge=1)
+    """Smallest width in pixels."""
+    min_height: int = Field(default=32, ge=1)
+    """Smallest height in pixels."""
+
+
+class MaxSize(Rule):
+    """Width and height are at most ``max_width`` and ``max_height`` pixels."""
+
+    ID = "max_size"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    max_width: int = Field(default=16384, ge=1)
+    """Largest width in pixels."""
+    max_height: int = Field(default=16384, ge=1)
+    """Largest height in pixels."""
+
+
+class AspectRatio(Rule):
+    """The longer side is at most ``max_ratio`` times the shorter side."""
+
+    ID = "aspect_ratio"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    max_ratio: float = Field(default=10.0, ge=1.0)
+    """Largest ratio of the longer side to the shorter side."""
+
+
+class ColorMode(Rule):
+    """The image's colour mode is one of ``allowed`` (CMYK, 16-bit, palette and alpha are not)."""
+
+    ID = "color_mode"
+    FIX = (
+        "convert the pixels to RGB (to L for grayscale, 1-bit and 16-bit images when L is "
+        "allowed; 16-bit values scaled to 8 bits; alpha composited over `background`) and "
+        "store the converted image in the stage output, in the format its extension names"
+    )
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (convert)."""
+    allowed: list[str] = Field(default_factory=lambda: ["RGB", "L"], min_length=1)
+    """Pillow modes that pass (``RGB``, ``L``, ``RGBA``, ``P``, ``CMYK``, ``I;16``...)."""
+    background: tuple[int, int, int] = (255, 255, 255)
+    """RGB colour that transparent pixels are composited over when converting."""
+
+    @field_validator("allowed")
+    @classmethod
+    def _known_modes(cls, value: list[str]) -> list[str]:
+        for mode in value:
+            if mode not in PIL_MODES:
+                raise PydanticCustomError(
+                    "unknown_mode",
+                    "unknown colour mode {mode}{hint}; Pillow's modes are: {modes}",
+                    {
+                        "mode": repr(mode),
+                        "hint": did_you_mean(mode, PIL_MODES),
+                        "modes": ", ".join(PIL_MODES),
+                    },
+                )
+        return value
+
+    @field_validator("background")
+    @classmethod
+    def _bytes(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(0 <= v <= 255 for v in value):
+            raise PydanticCustomError("background", "background values must be 0 to 255")
+        return value
+
+    @model_validator(mode="after")
+    def _can_fix(self) -> ColorMode:
+        if self.severity == "fix" and "RGB" not in self.allowed:
+            raise PydanticCustomError(
+                "fix_needs_rgb", "severity 'fix' converts to RGB, so 'allowed' must include RGB"
+            )
+        return self
+
+
+class Blank(Rule):
+    """The image is not near-blank.
+
+    The standard deviation of its 8-bit gray levels is at least ``min_std``.
+    """
+
+    ID = "blank"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    min_std: float = Field(default=3.0, ge=0.0)
+    """Smallest standard deviation of the 8-bit gray levels (0-255)."""
+
+
+class Blur(Rule):
+    """The image is sharp enough: the variance of its Laplacian is at least ``min_variance``."""
+
+    ID = "blur"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    min_variance: float = Field(default=25.0, ge=0.0)
+    """Smallest variance of the 4-neighbour Laplacian of the 8-bit gray image."""
+    size: int = Field(default=512, ge=16)
+    """Images are measured shrunk by the whole factor ``longer side // size``."""
+
+
+class Exposure(Rule):
+    """The image is neither too dark nor too bright: its mean gray level is within bounds."""
+
+    ID = "exposure"
+    severity: Literal["error", "warn"] = "warn"
+    """``error`` or ``warn``."""
+    min_mean: float = Field(default=10.0, ge=0.0, le=255.0)
+    """Darkest mean gray level (0-255) that passes."""
+    max_mean: float = Field(default=245.0, ge=0.0, le=255.0)
+    """Brightest mean gray level (0-255) that passes."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Exposure:
+        if self.min_mean >= self.max_mean:
+            raise PydanticCustomError("bounds", "min_mean must be below max_mean")
+        return self
+
+
+# --- label rules -------------------------------------------------------------------------
+
+
+class BoxFinite(Rule):
+    """Every number of every box is finite (no NaN, no infinity)."""
+
+    ID = "box_finite"
+    SCOPE = "label"
+    FIX = "drop the annotation"
+    severity: Severity = "error"
+    """``error``, ``warn`` or ``fix`` (drop the annotation)."""
+
+
+class BoxPositive(Rule):
+    """Every box has a positive width and height."""
+
+    ID = "box_positive"
+    SCOPE = "label"
+    FIX = "drop the annotation"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (drop the annotation)."""
+
+
+class BoxInside(Rule):
+    """Every box lies inside the image, within ``tolerance`` pixels."""
+
+    ID = "box_inside"
+    SCOPE = "label"
+    FIX = "clip the box to the image; drop the annotation when nothing is left"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (clip)."""
+    tolerance: float = Field(default=0.0, ge=0.0)
+    """Pixels a box may reach past an edge and still pass (e.g. 0.5 for rounding)."""
+
+
+class BoxMinArea(Rule):
+    """Every box covers at least ``min_area`` square pixels."""
+
+    ID = "box_min_area"
+    SCOPE = "label"
+    FIX = "drop the annotation"
+    severity: Severity = "warn"
+    """``error``, ``warn`` or ``fix`` (drop the annotation)."""
+    min_area: float = Field(default=4.0, gt=0.0)
+    """Smallest box area (width x height) in square pixels."""
+
+
+class CategoryKnown(Rule):
+    """Every annotation's category id is in the class map."""
+
+    ID = "category_known"
+    SCOPE = "label"
+    FIX = "drop the annotation"
+    severity: Severity = "error"
+    """``error``, ``warn`` or ``fix`` (drop the annotation)."""
+
+
+class PolygonPoints(Rule):
+    """Every polygon part has at least three points.
+
+    A part is an even count of at least 6 finite numbers.
+    """
+
+    ID = "polygon_points"
+    SCOPE = "label"
+    FIX = "drop the bad parts (and the segmentation when no part is left)"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (drop the bad parts)."""
+
+
+class PolygonInside(Rule):
+    """Every polygon point lies inside the image, within ``tolerance`` pixels."""
+
+    ID = "polygon_inside"
+    SCOPE = "label"
+    FIX = "clip the points to the image and recompute the area"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (clip the points)."""
+    tolerance: float = Field(default=0.0, ge=0.0)
+    """Pixels a point may lie past an edge and still pass."""
+
+
+class PolygonAsBox(Rule):
+    """No polygon part has exactly four numbers.
+
+    pycocotools reads such a segmentation as a box ``[x, y, w, h]``, not as a polygon.
+    """
+
+    ID = "polygon_as_box"
+    SCOPE = "label"
+    FIX = "drop the four-number parts (and the segmentation when no part is left)"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (drop the four-number parts)."""
+
+
+class RleSize(Rule):
+    """Every RLE mask decodes and its size ``[height, width]`` is the image's."""
+
+    ID = "rle_size"
+    SCOPE = "label"
+    severity: Literal["error", "warn"] = "error"
+    """``error`` or ``warn`` (a mask of another size cannot be repaired)."""
+
+
+class CrowdMask(Rule):
+    """``iscrowd`` agrees with the mask type.
+
+    Crowd regions are RLE masks, single objects are not (COCO's convention).
+    """
+
+    ID = "crowd_mask"
+    SCOPE = "label"
+    FIX = "set iscrowd to whether the mask is an RLE"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (set ``iscrowd`` from the mask)."""
+
+
+class DuplicateBoxes(Rule):
+    """No two boxes of the same class overlap with IoU of ``min_iou`` or more."""
+
+    ID = "duplicate_boxes"
+    SCOPE = "label"
+    FIX = "drop the later annotation of each duplicate pair"
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (drop the later one)."""
+    min_iou: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Intersection over union from which two boxes of one class count as the same object."""
+
+
+class Unlabelled(Rule):
+    """The image has at least one annotation (after fixes).
+
+    Leave the rule out to keep unlabelled images silently.
+    """
+
+    ID = "unlabelled"
+    SCOPE = "label"
+    severity: Literal["error", "warn"] = "warn"
+    """``warn`` (keep and report) or ``error`` (quarantine)."""
+
+
+class DeclaredSize(Rule):
+    """The width and height the manifest declares are the image file's."""
+
+    ID = "declared_size"
+    SCOPE = "label"
+    FIX = "set the manifest's width and height to the file's (labels are not moved)"
+    severity: Severity = "error"
+    """``error``, ``warn`` or ``fix`` (take the file's size)."""
+
+
+# --- dataset rules -----------------------------------------------------------------------
+
+
+class MinInstances(Rule):
+    """Every class in the class map has at least ``min_count`` instances.
+
+    Classes with none are left to ``unused_classes`` when the rule set has it.
+    """
+
+    ID = "min_instances"
+    SCOPE = "dataset"
+    severity: Literal["error", "warn"] = "warn"
+    """``warn`` (report) or ``error`` (fail the stage)."""
+    min_count: int = Field(default=10, ge=1)
+    """Fewest annotations a class needs."""
+
+
+class Imbalance(Rule):
+    """The largest class has at most ``max_ratio`` times the instances of the smallest.
+
+    Only classes that occur count.
+    """
+
+    ID = "imbalance"
+    SCOPE = "dataset"
+    severity: Literal["error", "warn"] = "warn"
+    """``warn`` (report) or ``error`` (fail the stage)."""
+    max_ratio: float = Field(default=100.0, ge=1.0)
+    """Largest allowed ratio of the largest class count to the smallest."""
+
+
+class UnusedClasses(Rule):
+    """Every class in the class map occurs at least once."""
+
+    ID = "unused_classes"
+    SCOPE = "dataset"
+    severity: Literal["error", "warn"] = "warn"
+    """``warn`` (report) or ``error`` (fail the stage)."""
+
+
+CATALOGUE: tuple[type[Rule], ...] = (
+    Decode,
+    MaxPixels,
+    Extension,
+    MinSize,
+    MaxSize,
+    AspectRatio,
+    ColorMode,
+    Blank,
+    Blur,
+    Exposure,
+    DeclaredSize,
+    BoxFinite,
+    BoxPositive,
+    BoxInside,
+    BoxMinArea,
+    CategoryKnown,
+    PolygonPoints,
+    PolygonAsBox,
+    PolygonInside,
+    RleSize,
+    CrowdMask,
+    DuplicateBoxes,
+    Unlabelled,
+    MinInstances,
+    Imbalance,
+    UnusedClasses,
+)
+"""Every rule, in the order rules are applied (and fixes made)."""
+RULES: dict[str, type[Rule]] = {rule.ID: rule for rule in CATALOGUE}
+
+TIMEOUT = "timeout"
+"""Reason of an image whose check outlived the stage's ``time_limit`` (always an error)."""
+CRASH = "crash"
+"""Reason of an image whose check killed its worker or failed unexpectedly (an error)."""
+GUARDS: tuple[str, ...] = (TIMEOUT, CRASH)
+
+ORDER: dict[str, int] = {name: i for i, name in enumerate((*GUARDS, *RULES))}
+"""Rank of every reason: guards first, then rules in catalogue order."""
+
+
+def summary(rule: type[Rule]) -> str:
+    """The rule's one-sentence description (its docstring, on one line)."""
+    return " ".join((rule.__doc__ or "").split())
+
+
+def allowed_severities(rule: type[Rule]) -> list[str]:
+    """The severities a rule accepts, from its ``severity`` field."""
+    annotation = rule.model_fields["severity"].annotation
+    return list(getattr(annotation, "__args__", SEVERITIES))
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A loaded rule set: the rules it names, in catalogue order.
+
+    Attributes:
+        file: The file as shown in messages (relative to the project root).
+        rules: The configured rules by id, in catalogue order.
+        lines: Line of each rule's entry in the file.
+    """
+
+    file: str
+    rules: Mapping[str, Rule]
+    lines: Mapping[str, int]
+
+    def get(self, rule_id: str) -> Rule | None:
+        """The configured rule ``rule_id``, or ``None`` when the set leaves it out."""
+        return self.rules.get(rule_id)
+
+    def scoped(self, scope: Scope) -> Iterator[Rule]:
+        """The configured rules of one scope, in catalogue order."""
+        return (rule for rule in self.rules.values() if scope == rule.SCOPE)
+
+    def where(self, rule_id: str) -> str:
+        """``FILE:LINE rules.<id>``, for messages about a rule."""
+        line = self.lines.get(rule_id)
+        return f"{self.file}:{line} rules.{rule_id}" if line else f"{self.file} rules.{rule_id}"
+
+
+class _RuleSetFile(BaseModel):
+    """The top level of a rule-set file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    description: str | None = None
+    """What this rule set is for."""
+    rules: dict[str, Any]
+    """Rule id -> severity, or a mapping of ``severity`` and the rule's params."""
+
+
+def parse_ruleset(doc: Located) -> RuleSet:
+    """Validate a loaded rule-set document.
+
+    Args:
+        doc: The YAML document with its key lines.
+
+    Raises:
+        PixelpipeError: With every problem found, each with file, line and key.
+    """
+    data = doc.data
+    shape = "a rule set is a mapping with 'rules': rule id -> severity or settings"
+    if not isinstance(data, dict):
+        raise PixelpipeError(doc.problem((), shape))
+    problems: list[Problem] = []
+    try:
+        _RuleSetFile.model_validate(data)
+    except ValidationError as exc:
+        problems += validation_problems(exc, _RuleSetFile, doc)
+    raw_rules = data.get("rules")
+    if not isinstance(raw_rules, dict):
+        if "rules" in data:
+            problems = [p for p in problems if p.key != "rules"]
+            problems.append(doc.problem(("rules",), shape))
+        raise PixelpipeError(problems)
+    if not raw_rules:
+        problems.append(doc.problem(("rules",), "no rules: name at least one rule"))
+    configured: dict[str, Rule] = {}
+    for key, raw in raw_rules.items():
+        rule_id = str(key)
+        path: KeyPath = ("rules", rule_id)
+        model = RULES.get(rule_id)
+        if model is None:
+            hint = did_you_mean(rule_id, RULES)
+            problems.append(
+                doc.problem(
+                    path,
+                    f"unknown rule '{rule_id}'" + (hint or f"; rules are: {', '.join(RULES)}"),
+                )
+            )
+            continue
+        value: Any = {} if raw is None else {"severity": raw} if isinstance(raw, str) else raw
+        if not isinstance(value, dict):
+            problems.append(
+                doc.problem(
+                    path,
+                    "a rule is a severity ("
+                    + ", ".join(allowed_severities(model))
+                    + f") or a mapping of severity and params, got {raw!r}",
+                )
+            )
+            continue
+        try:
+            configured[rule_id] = model.model_validate(value)
+        except ValidationError as exc:
+            problems += validation_problems(exc, model, doc, path)
+    if problems:
+        raise PixelpipeError(problems)
+    ordered = {rule_id: configured[rule_id] for rule_id in RULES if rule_id in configured}
+    lines = {rule_id: doc.line_of(("rules", rule_id)) or 0 for rule_id in ordered}
+    return RuleSet(file=doc.file, rules=ordered, lines=lines)
+
+
+def load_ruleset(path: Path, shown_as: str | None = None) -> RuleSet:
+    """Read and validate a rule-set file.
+
+    Args:
+        path: The file.
+        shown_as: Its name in messages (relative to the project root).
+
+    Raises:
+        PixelpipeError: With every problem found, each with file, line and key.
+    """
+    return parse_ruleset(load_file(path, shown_as))
+
+
+def finite(*values: float) -> bool:
+    """True when every value is a finite number."""
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
