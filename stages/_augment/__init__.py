@@ -1,0 +1,1 @@
+"""Helpers of the ``augment`` stage: recipe loading, mask conversion, the worker."""

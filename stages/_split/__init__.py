@@ -1,0 +1,1 @@
+"""Helpers of the ``split`` stage: hashes, groups, assignment, leak check, report."""
