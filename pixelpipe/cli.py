@@ -25,6 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
+# Tables printed into a pipe or a file are not squeezed to 80 columns.
+wide = out if out.is_terminal else Console(highlight=False, width=140)
 PipelineOption = Annotated[
     str, typer.Option("--pipeline", "-p", help="Pipeline file, relative to the project root.")
 ]
@@ -92,8 +94,8 @@ def stages(
     markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
 ) -> None:
     """List the stage kinds and their params, or describe one."""
-    from pixelpipe.reference import param_rows
     from pixelpipe.reference import markdown as reference
+    from pixelpipe.reference import param_rows
     from pixelpipe.registry import builtin_names, ensure_on_path, resolve
 
     ensure_on_path(str(_root()))
@@ -112,7 +114,7 @@ def stages(
             table.add_column(column, overflow="fold")
         for row in param_rows(found):
             table.add_row(*row)
-        out.print(table)
+        wide.print(table)
         if kind:
             out.print(found.doc)
 

@@ -43,9 +43,12 @@ def markdown() -> str:
         parts.append(f"## `{name}`\n")
         parts.append(kind.doc + "\n")
         inputs = (
-            "none (a source)" if kind.is_source
-            else f"{kind.min_inputs}" if kind.min_inputs == kind.max_inputs
-            else f"{kind.min_inputs} or more" if kind.max_inputs is None
+            "none (a source)"
+            if kind.is_source
+            else f"{kind.min_inputs}"
+            if kind.min_inputs == kind.max_inputs
+            else f"{kind.min_inputs} or more"
+            if kind.max_inputs is None
             else f"{kind.min_inputs} to {kind.max_inputs}"
         )
         parts.append(f"Inputs: {inputs}.")

@@ -22,6 +22,8 @@ os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@pixelpipe.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "pixelpipe tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@pixelpipe.invalid")
 os.environ.pop("PIXELPIPE_EXECUTOR", None)
+# MLflow tracking costs ~3 s a stage; the tests of tracking (and the end-to-end run) turn it on.
+os.environ["PIXELPIPE_TRACKING"] = "off"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

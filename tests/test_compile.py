@@ -41,7 +41,7 @@ def make_project(root: Path, params: str = PARAMS) -> Path:
 
 def test_golden_dvc_yaml(tmp_path: Path) -> None:
     pipeline = load_pipeline(make_project(tmp_path), "pipelines/main.yaml")
-    assert render(pipeline) == (HERE / "golden" / "dvc.yaml").read_text()
+    assert render(pipeline) == (HERE / "golden" / "main.dvc.yaml.golden").read_text()
 
 
 def test_compile_is_byte_stable_across_runs_and_folders(tmp_path: Path) -> None:

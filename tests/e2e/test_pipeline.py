@@ -21,13 +21,16 @@ def _ran(output: str) -> list[str]:
 
 def test_demo_pipeline_end_to_end(demo_project: Path, run: Run) -> None:
     root = demo_project
-    first = run(["dvc", "repro"], root)
-    assert _ran(first.stdout) == ["ingest", "publish"]
+    first = run(["dvc", "repro"], root, PIXELPIPE_TRACKING="on")
+    assert _ran(first.stdout) == ["ingest", "dedupe", "validate", "augment", "split", "publish"]
+    assert json.loads((root / "reports" / "publish.json").read_text())["mlflow_run_id"]
 
     coco = COCO(str(root / "data" / "publish" / "coco" / "annotations.json"))
     assert sorted(coco.getCatIds()) == [1, 4, 17, 47, 50, 85, 91]
     assert coco.loadCats(91)[0]["name"] == "rocket"
-    assert len(coco.getImgIds()) == 38
+    published = json.loads((root / "data" / "publish" / "dataset.json").read_text())["counts"]
+    assert len(coco.getImgIds()) == published["samples"]
+    assert set(published["splits"]) == {"train", "val", "test"}
     for image in coco.loadImgs(coco.getImgIds()):
         assert (root / "data" / "publish" / "coco" / image["file_name"]).is_file()
     metrics = json.loads((root / "reports" / "ingest.json").read_text())
@@ -39,19 +42,19 @@ def test_demo_pipeline_end_to_end(demo_project: Path, run: Run) -> None:
     again = run(["dvc", "repro"], root)
     assert _ran(again.stdout) == []
 
-    # A param change reruns that stage and what reads it.
+    # A param change reruns that stage and what reads it, nothing upstream.
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("decode: false", "decode: true"))
+    params.write_text(params.read_text().replace("near: true", "near: false"))
     changed = run(["dvc", "repro"], root)
-    assert _ran(changed.stdout) == ["ingest", "publish"]
-    metrics = json.loads((root / "reports" / "ingest.json").read_text())
-    assert metrics["removed_by_reason"] == {"truncated": 1, "unreadable": 1}
+    assert _ran(changed.stdout) == ["dedupe", "validate", "augment", "split", "publish"]
+    metrics = json.loads((root / "reports" / "dedupe.json").read_text())
+    assert metrics["removed_by_reason"] == {"duplicate": 1}  # only the byte-identical copy
 
     # New source files rerun ingest and what reads it.
     (root / "data" / "raw" / "demo" / "images" / "extra.jpg").write_bytes(
         (root / "data" / "raw" / "demo" / "images" / "cat.jpg").read_bytes()
     )
     grown = run(["dvc", "repro"], root)
-    assert _ran(grown.stdout) == ["ingest", "publish"]
+    assert _ran(grown.stdout)[0] == "ingest"
     shown = run(["pixelpipe", "show", "data/ingest"], root).stdout
     assert "unlisted" in shown and "extra.jpg" in shown

@@ -15,8 +15,16 @@ from pixelpipe.runner import run_stage
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = yaml.safe_load((REPO / "pipelines" / "default.yaml").read_text())["stages"]
-TINY = ("cat.jpg", "cat_copy.jpg", "coffee.jpg", "coffee_small.jpg", "cameraman.jpg",
-        "launchpad_truncated.jpg", "notes.jpg", "unlabelled/retina.jpg")
+TINY = (
+    "cat.jpg",
+    "cat_copy.jpg",
+    "coffee.jpg",
+    "coffee_small.jpg",
+    "cameraman.jpg",
+    "launchpad_truncated.jpg",
+    "notes.jpg",
+    "unlabelled/retina.jpg",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +38,7 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     coco["images"] = [i for i in coco["images"] if i["id"] in keep]
     coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in keep]
     (demo / "annotations.json").write_text(json.dumps(coco))
-    for path in (demo / "images").rglob("*.jpg"):
+    for path in [p for p in (demo / "images").rglob("*") if p.is_file()]:
         if path.relative_to(demo / "images").as_posix() not in TINY:
             path.unlink()
     return demo
@@ -56,8 +64,11 @@ def test_kind_runs_on_a_tiny_dataset(kind: str, tiny_source: Path, tmp_path: Pat
     shutil.copytree(tiny_source, tmp_path / "data" / "raw" / "demo")
     stages: dict[str, dict[str, object]] = {"ingest": {"kind": "ingest"}}
     if kind != "ingest":
-        stages["under_test"] = {"kind": kind, "configs": configs,
-                                "inputs": ["ingest"] * max(found.min_inputs, 1)}
+        stages["under_test"] = {
+            "kind": kind,
+            "configs": configs,
+            "inputs": ["ingest"] * max(found.min_inputs, 1),
+        }
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "p.yaml").write_text(yaml.safe_dump({"stages": stages}))
     (tmp_path / "params.yaml").write_text("".join(f"{name}: {{}}\n" for name in stages))
