@@ -604,15 +604,3 @@ def search(
         np.concatenate([p.distance for p in found]),
     )
     return SearchResult(inverse, merged, plan)
-
-
-def find_pairs(
-    codes: np.ndarray,
-    threshold: int,
-    *,
-    bits: int | None = None,
-    executor: Executor | None = None,
-    method: Method = "auto",
-) -> Pairs:
-    """Every pair of items within ``threshold``; see :func:`search`."""
-    return search(codes, threshold, bits=bits, executor=executor, method=method).pairs()

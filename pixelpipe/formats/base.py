@@ -248,12 +248,6 @@ def relative_to(path: str, folder: str) -> str:
     return path[len(folder) + 1 :] if folder else path
 
 
-def images_in(tree_files: Iterable[str], folder: str, extensions: Sequence[str]) -> list[str]:
-    """Image files under ``folder`` (recursively), sorted."""
-    prefix = f"{folder}/" if folder else ""
-    return sorted(f for f in tree_files if f.startswith(prefix) and has_extension(f, extensions))
-
-
 def merge_categories(found: Iterable[tuple[Category, str]], problems: Problems) -> list[Category]:
     """One class map from several files; the same id with two names is a problem.
 

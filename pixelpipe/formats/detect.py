@@ -24,7 +24,6 @@ from pixelpipe.formats.base import LabelSet, ReadOptions
 from pixelpipe.sources import Tree
 
 FORMATS = ("coco", "voc", "yolo", "imagefolder", "images")
-LABELLED = ("coco", "voc", "yolo")
 
 
 def evidence(tree: Tree) -> dict[str, list[str]]:
