@@ -13,6 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "corpora"
 BIN = Path(sys.executable).parent
+# Shared helpers (tests/shell.py) import as `shell`; appended so the real packages win.
+sys.path.append(str(Path(__file__).parent))
 
 # Every subprocess (pixelpipe, dvc, git) runs from this venv, quietly, with a git identity.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"

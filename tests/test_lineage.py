@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from shell import env, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -33,37 +34,6 @@ IMAGES = [("img0.png", 24, 18, 1), ("img1.png", 30, 20, 2), ("img2.png", 20, 16,
 def _tracking_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about MLflow tracking, which the suite turns off by default."""
     monkeypatch.setenv("PIXELPIPE_TRACKING", "on")
-
-
-def env(**extra: str) -> dict[str, str]:
-    """The environment of every command: one worker, no ambient MLflow settings."""
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIXELPIPE_", "AWS_"))
-    }
-    base["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    base["PIXELPIPE_WORKERS"] = "1"
-    base["DVC_NO_ANALYTICS"] = "1"
-    base["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    return {**base, **extra}
-
-
-def sh(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a command; fail the test with its output when it fails."""
-    result = subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env(**extra),
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
-            f"stderr:\n{result.stderr}"
-        )
-    return result
 
 
 def make_project(base: Path) -> Path:

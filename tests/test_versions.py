@@ -12,9 +12,7 @@ import filecmp
 import io
 import json
 import logging
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from PIL import Image
+from shell import fails, launch, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -112,52 +111,6 @@ PIPELINE = """stages:
 def _tracking_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about MLflow tracking, which the suite turns off by default."""
     monkeypatch.setenv("PIXELPIPE_TRACKING", "on")
-
-
-def env(**extra: str) -> dict[str, str]:
-    """The environment of every command: one worker, no ambient MLflow settings."""
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIXELPIPE_", "AWS_"))
-    }
-    base["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    base["PIXELPIPE_WORKERS"] = "1"
-    base["DVC_NO_ANALYTICS"] = "1"
-    base["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    return {**base, **extra}
-
-
-def launch(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a command with the test environment plus ``extra``."""
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env(**extra),
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def sh(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a command; fail the test with its output when it fails."""
-    result = launch(args, cwd, **extra)
-    if result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
-            f"stderr:\n{result.stderr}"
-        )
-    return result
-
-
-def fails(args: list[str], cwd: Path, **extra: str) -> str:
-    """Run a command that must fail as a user mistake: exit 1, one line, no traceback."""
-    result = launch(args, cwd, **extra)
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def png(width: int, height: int, seed: int) -> bytes:
