@@ -13,8 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "corpora"
 BIN = Path(sys.executable).parent
-# Shared helpers (tests/shell.py) import as `shell`; appended so the real packages win.
-sys.path.append(str(Path(__file__).parent))
+# Shared helpers (tests/support/shell.py) import as `shell`. Only that folder goes on the path:
+# tests/ itself would let tests/stages shadow the real `stages` package.
+sys.path.append(str(Path(__file__).parent / "support"))
 
 # Every subprocess (pixelpipe, dvc, git) runs from this venv, quietly, with a git identity.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
