@@ -180,6 +180,26 @@ class _Labels:
     def drop(self, item: _Item) -> None:
         self.items.remove(item)
 
+    def flag(
+        self,
+        rule: Rule,
+        item: _Item,
+        message: str,
+        boxes: tuple[Box, ...] | None = None,
+        labels: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Report a finding on one annotation; under severity ``fix``, drop the annotation.
+
+        Returns:
+            True when the annotation was dropped.
+        """
+        fixed = rule.severity == "fix"
+        message += "; annotation dropped" if fixed else ""
+        self.report(rule, message, item, fixed, boxes=boxes, labels=labels)
+        if fixed:
+            self.drop(item)
+        return fixed
+
     def run(self) -> LabelResult:
         for check in (
             self.declared_size,
@@ -214,18 +234,10 @@ class _Labels:
         rule, items = self.each(BoxFinite)
         for item in items:
             if not _finite_list(list(item.ann.bbox)):
-                fixed = rule.severity == "fix"
-                self.report(
-                    rule,
-                    f"box {fmt_box(item.ann.bbox)} has a number that is not finite"
-                    + ("; annotation dropped" if fixed else ""),
-                    item,
-                    fixed,
-                    boxes=(),
-                )
                 item.broken = True
-                if fixed:
-                    self.drop(item)
+                self.flag(
+                    rule, item, f"box {fmt_box(item.ann.bbox)} has a number that is not finite", ()
+                )
 
     def box_positive(self) -> None:
         rule, items = self.each(BoxPositive)
@@ -233,17 +245,13 @@ class _Labels:
             _, _, w, h = item.ann.bbox
             if item.broken or (w > 0 and h > 0):
                 continue
-            fixed = rule.severity == "fix"
-            self.report(
-                rule,
-                f"box {fmt_box(item.ann.bbox)} has width {w:g} and height {h:g}; both must be "
-                "positive" + ("; annotation dropped" if fixed else ""),
-                item,
-                fixed,
-            )
             item.broken = True
-            if fixed:
-                self.drop(item)
+            self.flag(
+                rule,
+                item,
+                f"box {fmt_box(item.ann.bbox)} has width {w:g} and height {h:g}; both must be "
+                "positive",
+            )
 
     def box_inside(self) -> None:
         rule, items = self.each(BoxInside)
@@ -288,32 +296,18 @@ class _Labels:
             _, _, w, h = item.ann.bbox
             if item.broken or not _finite_list([w, h]) or w * h >= rule.min_area:
                 continue
-            fixed = rule.severity == "fix"
-            self.report(
+            self.flag(
                 rule,
-                f"box {fmt_box(item.ann.bbox)} covers {w * h:g} px², under {rule.min_area:g}"
-                + ("; annotation dropped" if fixed else ""),
                 item,
-                fixed,
+                f"box {fmt_box(item.ann.bbox)} covers {w * h:g} px², under {rule.min_area:g}",
             )
-            if fixed:
-                self.drop(item)
 
     def category_known(self) -> None:
         rule, items = self.each(CategoryKnown)
         for item in items:
             if item.ann.category_id in self.categories:
                 continue
-            fixed = rule.severity == "fix"
-            self.report(
-                rule,
-                f"category id {item.ann.category_id} is not in the class map"
-                + ("; annotation dropped" if fixed else ""),
-                item,
-                fixed,
-            )
-            if fixed:
-                self.drop(item)
+            self.flag(rule, item, f"category id {item.ann.category_id} is not in the class map")
 
     def _set_polygons(self, item: _Item, parts: list[list[float]]) -> None:
         item.ann = replace(item.ann, polygons=parts or None)
@@ -440,7 +434,6 @@ class _Labels:
 
     def duplicate_boxes(self) -> None:
         rule, items = self.each(DuplicateBoxes)
-        fixed = rule is not None and rule.severity == "fix"
         by_class: dict[int, list[_Item]] = {}
         for item in items:
             x, y, w, h = item.ann.bbox
@@ -457,19 +450,15 @@ class _Labels:
                     kept.append(j)
                     continue
                 first = members[twin]
-                self.report(
+                dropped = self.flag(
                     rule,
-                    f"box {fmt_box(item.ann.bbox)} repeats annotation {first.index} "
-                    f"{fmt_box(first.ann.bbox)} (IoU {iou[twin, j]:.3f})"
-                    + ("; annotation dropped" if fixed else ""),
                     item,
-                    fixed,
+                    f"box {fmt_box(item.ann.bbox)} repeats annotation {first.index} "
+                    f"{fmt_box(first.ann.bbox)} (IoU {iou[twin, j]:.3f})",
                     boxes=(first.ann.bbox, item.ann.bbox),
                     labels=(f"{first.index}", f"{item.index}"),
                 )
-                if fixed:
-                    self.drop(item)
-                else:
+                if not dropped:
                     kept.append(j)
 
     def unlabelled(self) -> None:
