@@ -30,9 +30,9 @@ import numpy as np
 from _memory import PeakMemory
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from pixelpipe import hamming
-from pixelpipe.executor import ProcessExecutor
-from pixelpipe.hashing import HashSpec, hash_chunk, hash_files, hash_image, to_hex, to_words
+from pixelpipe.engine.executor import ProcessExecutor
+from pixelpipe.imaging import hamming
+from pixelpipe.imaging.hashing import HashSpec, hash_chunk, hash_files, hash_image, to_hex, to_words
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1].parent / "shared/corpora/photos/clothing"
 CHUNK = 256

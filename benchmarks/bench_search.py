@@ -19,8 +19,8 @@ import time
 import numpy as np
 from _memory import PeakMemory
 
-from pixelpipe import hamming
-from pixelpipe.executor import ProcessExecutor, SerialExecutor
+from pixelpipe.engine.executor import ProcessExecutor, SerialExecutor
+from pixelpipe.imaging import hamming
 
 
 def synthetic(
@@ -77,7 +77,9 @@ def main() -> None:
         pool_s = time.perf_counter() - started
         started = time.perf_counter()
         try:
-            result = hamming.search(codes, args.threshold, executor=pool)
+            result = hamming.search(
+                codes, args.threshold, map_chunks=pool.map_chunks, workers=pool.workers
+            )
         finally:
             pool.close()
         search_s = time.perf_counter() - started

@@ -1,16 +1,31 @@
 """pixelpipe: declarative, versioned pipelines for computer-vision datasets.
 
-The public API a stage module uses: :func:`stage`, :class:`StageParams`,
-:class:`Dependency`, :class:`StageContext`, :class:`StageResult`, the dataset contract
-(:class:`Dataset`, :class:`DatasetBuilder`, :class:`Sample`, :class:`Annotation`,
-:class:`Category`) and :class:`PixelpipeError` for user mistakes.
+This module is the public API for stage authors, the built-in stages and custom ones alike
+(a stage imports from here and from the pure packages :mod:`pixelpipe.dataset`,
+:mod:`pixelpipe.formats`, :mod:`pixelpipe.sources`, :mod:`pixelpipe.imaging` and
+:mod:`pixelpipe.quality`, never from the engine's modules):
+
+- the contract of a kind: :func:`stage`, :class:`StageParams`, :class:`Dependency`,
+  :class:`StageKind`, :class:`StageResult`, and what a step gets, :class:`StageContext`;
+- the dataset contract: :class:`Dataset`, :class:`DatasetBuilder`, :class:`Sample`,
+  :class:`Annotation`, :class:`Category`, :class:`ImageStore`;
+- parallel work: :class:`Executor` (``ctx.executor``) and :func:`chunk_size`;
+- seeds: :func:`derive_seed`, the key-derived seed behind ``ctx.rng``;
+- config files a stage reads (``configs:``): :func:`load_file` (YAML with the line of every
+  key), :class:`Located`, :data:`KeyPath` and :func:`validation_problems` (pydantic errors
+  as ``FILE:LINE key.path: message`` problems);
+- user mistakes: :class:`PixelpipeError`, :class:`Problem`, :func:`did_you_mean`;
+- the dataset card a publishing step writes: :func:`write_card`.
 """
 
-from pixelpipe.card import write_card
-from pixelpipe.context import ImageStore, StageContext
-from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample
-from pixelpipe.errors import PixelpipeError, Problem
-from pixelpipe.stage import Dependency, StageKind, StageParams, StageResult, stage
+from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, ImageStore, Sample
+from pixelpipe.engine.context import StageContext, derive_seed
+from pixelpipe.engine.executor import Executor, chunk_size
+from pixelpipe.engine.loader import validation_problems
+from pixelpipe.engine.stage import Dependency, StageKind, StageParams, StageResult, stage
+from pixelpipe.engine.yamlio import KeyPath, Located, load_file
+from pixelpipe.errors import PixelpipeError, Problem, did_you_mean
+from pixelpipe.versions.card import write_card
 
 __version__ = "0.1.0"
 
@@ -20,7 +35,10 @@ __all__ = [
     "Dataset",
     "DatasetBuilder",
     "Dependency",
+    "Executor",
     "ImageStore",
+    "KeyPath",
+    "Located",
     "PixelpipeError",
     "Problem",
     "Sample",
@@ -28,6 +46,11 @@ __all__ = [
     "StageKind",
     "StageParams",
     "StageResult",
+    "chunk_size",
+    "derive_seed",
+    "did_you_mean",
+    "load_file",
     "stage",
+    "validation_problems",
     "write_card",
 ]

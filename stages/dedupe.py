@@ -20,11 +20,11 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
-    hamming,
+    chunk_size,
     stage,
 )
-from pixelpipe.executor import chunk_size
-from pixelpipe.hashing import ORIENTATIONS, HashSpec, hash_chunk, to_words
+from pixelpipe.imaging import hamming
+from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec, hash_chunk, to_words
 from stages._dedupe.decide import KeepPolicy, Member, conflict, keep_order
 from stages._dedupe.report import Box, ClusterView, ReportData, Shot, render
 
@@ -278,7 +278,13 @@ def _hash_and_search(
     position[hashed] = np.arange(hashed.size)
     words = to_words(codes[hashed])
     ctx.log.info("searching %d hashes within distance %d", hashed.size, params.max_distance)
-    found = hamming.search(words, params.max_distance, bits=spec.bits, executor=ctx.executor)
+    found = hamming.search(
+        words,
+        params.max_distance,
+        bits=spec.bits,
+        map_chunks=ctx.executor.map_chunks,
+        workers=ctx.executor.workers,
+    )
     if hashed.size:
         label[hashed] = hashed[found.clusters()]
     return _Hashes(

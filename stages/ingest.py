@@ -23,9 +23,9 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
+    chunk_size,
     stage,
 )
-from pixelpipe.executor import chunk_size
 from pixelpipe.formats import detect
 from pixelpipe.formats.base import (
     IMAGE_EXTENSIONS,

@@ -22,10 +22,10 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
-    hamming,
+    did_you_mean,
     stage,
 )
-from pixelpipe.errors import did_you_mean
+from pixelpipe.imaging import hamming
 from stages._split import assign, codes, groups, leaks
 from stages._split.report import ClassRow, SplitReport, render
 
@@ -279,7 +279,11 @@ def split(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
                 )
         if params.near_distance is not None:
             near = hamming.search(
-                hashes.words, params.near_distance, bits=hashes.bits, executor=ctx.executor
+                hashes.words,
+                params.near_distance,
+                bits=hashes.bits,
+                map_chunks=ctx.executor.map_chunks,
+                workers=ctx.executor.workers,
             )
             a, b = groups.near_pairs(near, hashes.rows)
             joiner.by_pairs(a, b, "near_duplicate")
@@ -395,7 +399,11 @@ def split(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
         check = near
         if check is None or leak_distance != params.near_distance:
             check = hamming.search(
-                hashes.words, leak_distance, bits=hashes.bits, executor=ctx.executor
+                hashes.words,
+                leak_distance,
+                bits=hashes.bits,
+                map_chunks=ctx.executor.map_chunks,
+                workers=ctx.executor.workers,
             )
         hashed_ids = [ids[r] for r in hashes.rows.tolist()]
         position = {name: i for i, name in enumerate(all_names)}

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.card import CARD_FILE, bar_chart, render_card, write_card
-from pixelpipe.context import StageContext
 from pixelpipe.dataset import (
     Annotation,
     Category,
@@ -17,7 +15,9 @@ from pixelpipe.dataset import (
     content_digest,
     write_dataset,
 )
-from pixelpipe.executor import SerialExecutor
+from pixelpipe.engine.context import StageContext
+from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.versions.card import CARD_FILE, bar_chart, render_card, write_card
 
 CATEGORIES = [Category(1, "cat"), Category(2, "dog"), Category(3, "bird", parent="animal")]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.compile import compile_pipeline, render
+from pixelpipe.engine.compile import compile_pipeline, render
+from pixelpipe.engine.loader import load_pipeline
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.loader import load_pipeline
 
 HERE = Path(__file__).parent
 PIPELINE = """\

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pycocotools.coco import COCO
 
-from pixelpipe.convert import convert
 from pixelpipe.errors import PixelpipeError
+from pixelpipe.formats.convert import convert
 
 PIXELPIPE = str(Path(sys.executable).parent / "pixelpipe")
 LABELFORMAT = "formats/labelformat/object_detection"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pixelpipe.demo import build
+from pixelpipe.project.demo import build
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.context import ImageStore
-from pixelpipe.demo import build
+from pixelpipe.dataset import ImageStore
+from pixelpipe.engine.executor import SerialExecutor, make_executor
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.executor import SerialExecutor, make_executor
+from pixelpipe.project.demo import build
 from stages.ingest import _ingest_chunk
 
 

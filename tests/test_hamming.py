@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixelpipe import hamming
-from pixelpipe.executor import ProcessExecutor
+from pixelpipe.engine.executor import ProcessExecutor
+from pixelpipe.imaging import hamming
 
 
 def _planted(
@@ -86,7 +86,9 @@ def test_two_workers_give_identical_results() -> None:
     serial = hamming.search(codes, 8, method="index")
     pool = ProcessExecutor(2)
     try:
-        pooled = hamming.search(codes, 8, executor=pool, method="index")
+        pooled = hamming.search(
+            codes, 8, map_chunks=pool.map_chunks, workers=pool.workers, method="index"
+        )
     finally:
         pool.close()
     for name in ("i", "j", "distance"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelpipe.hashing import (
+from pixelpipe.imaging.hashing import (
     ALGORITHMS,
     ORIENTATIONS,
     HashSpec,

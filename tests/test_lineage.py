@@ -168,8 +168,8 @@ def test_log_dataset_links_a_training_run_to_the_version(
 ) -> None:
     import mlflow
 
-    from pixelpipe.errors import PixelpipeError
     from pixelpipe.lineage import log_dataset
+    from pixelpipe.errors import PixelpipeError
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(tracked))
     mlflow.set_experiment("training")
@@ -305,7 +305,8 @@ def test_runs_on_a_real_mlflow_server(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from pixelpipe.lineage import log_dataset, tag_runs
+    from pixelpipe.lineage import log_dataset
+    from pixelpipe.versions.runs import tag_runs
 
     with mlflow_server(tmp_path) as url, kept(tracked / "reports" / "publish.json"):
         sh(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=url)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelpipe.engine.loader import load_pipeline
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.loader import load_pipeline
 
 PARAMS = "ingest: {}\npublish: {}\n"
 GOOD = """\

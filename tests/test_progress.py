@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from pixelpipe.progress import progress
+from pixelpipe.engine.progress import progress
 
 
 def test_plain_lines_when_not_on_a_terminal(caplog: pytest.LogCaptureFixture) -> None:

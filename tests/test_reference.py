@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.reference import markdown
-from pixelpipe.registry import builtin_names, resolve
+from pixelpipe.engine.registry import builtin_names, resolve
+from pixelpipe.project.reference import markdown
 
 REPO = Path(__file__).resolve().parents[1]
 

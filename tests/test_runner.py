@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pixelpipe.dataset import Dataset
-from pixelpipe.demo import build
+from pixelpipe.engine.runner import run_stage
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.runner import run_stage
+from pixelpipe.project.demo import build
 
 HERE = Path(__file__).parent
 PIPELINE = """\

@@ -78,8 +78,7 @@ def label(inputs, params, ctx):
 # The publish stage plus the dataset card: the exact call docs/versions.md gives publish.
 CARD_PUBLISH = '''"""Test stage: the built-in publish, plus the dataset card."""
 
-from pixelpipe import stage
-from pixelpipe.card import write_card
+from pixelpipe import stage, write_card
 from stages.publish import Params
 from stages.publish import publish as builtin
 

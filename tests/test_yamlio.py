@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pixelpipe.engine.yamlio import load_text
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.yamlio import load_text
 
 CASES = [
     # A custom tag is refused, not constructed.

@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pixelpipe import PixelpipeError, Problem
-from pixelpipe.errors import did_you_mean
-from pixelpipe.yamlio import KeyPath, Located, load_file
+from pixelpipe import KeyPath, Located, PixelpipeError, Problem, did_you_mean, load_file
 
 if TYPE_CHECKING:
     import albumentations as A  # type: ignore[import-untyped]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelpipe.htmlreport import card, escape, histogram_svg, page, thumbnail
+from stages._html import card, escape, histogram_svg, page, thumbnail
 
 Box = tuple[tuple[float, float, float, float], str]
 

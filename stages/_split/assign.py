@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pixelpipe.context import derive_seed
+from pixelpipe import derive_seed
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

@@ -18,10 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pixelpipe import PixelpipeError, Problem
-from pixelpipe.errors import did_you_mean
-from pixelpipe.executor import Executor
-from pixelpipe.hashing import ALGORITHMS, HashSpec, hash_chunk, to_words
+from pixelpipe import Executor, PixelpipeError, Problem, did_you_mean
+from pixelpipe.imaging.hashing import ALGORITHMS, HashSpec, hash_chunk, to_words
 
 ORIENTATIONS_SUFFIX = "_orientations"
 HASH_CHUNK = 256  # images per hashing work item

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pixelpipe import hamming
+from pixelpipe.imaging import hamming
 
 I64 = npt.NDArray[np.int64]
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pixelpipe import hamming
+from pixelpipe.imaging import hamming
 from stages._split.groups import text
 
 I64 = npt.NDArray[np.int64]

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from pixelpipe import ImageStore
-from pixelpipe.htmlreport import thumbnail
+from stages._html import thumbnail
 from stages._validate.findings import Box, Finding
 from stages._validate.rules import (
     AspectRatio,

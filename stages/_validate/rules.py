@@ -27,10 +27,15 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from pixelpipe import PixelpipeError, Problem
-from pixelpipe.errors import did_you_mean
-from pixelpipe.loader import validation_problems
-from pixelpipe.yamlio import KeyPath, Located, load_file
+from pixelpipe import (
+    KeyPath,
+    Located,
+    PixelpipeError,
+    Problem,
+    did_you_mean,
+    load_file,
+    validation_problems,
+)
 
 Severity = Literal["error", "warn", "fix"]
 Scope = Literal["image", "label", "dataset"]

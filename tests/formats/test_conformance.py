@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pixelpipe.convert import convert
 from pixelpipe.dataset import Category
 from pixelpipe.formats import coco, voc, yolo
 from pixelpipe.formats.base import LabelSet, ReadOptions, to_pixels
+from pixelpipe.formats.convert import convert
 from pixelpipe.formats.export import ExportOptions
 from pixelpipe.formats.pixels import probe
 from pixelpipe.sources import open_tree

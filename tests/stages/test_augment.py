@@ -18,10 +18,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample
-from pixelpipe.context import derive_seed
 from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.demo import build
-from pixelpipe.runner import run_stage
+from pixelpipe.engine.context import derive_seed
+from pixelpipe.engine.runner import run_stage
+from pixelpipe.project.demo import build
 from stages._augment.recipe import BoxRules, albumentations, load_recipe
 from stages._augment.recipe import build as build_recipe
 from stages._augment.worker import encode

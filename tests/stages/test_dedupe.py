@@ -16,8 +16,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample, write_dataset
-from pixelpipe.hashing import HashSpec, hash_files, to_hex
-from pixelpipe.runner import run_stage
+from pixelpipe.engine.runner import run_stage
+from pixelpipe.imaging.hashing import HashSpec, hash_files, to_hex
 from stages.dedupe import Params
 
 PIPELINE = "pipelines/dedupe_test.yaml"
@@ -332,7 +332,7 @@ def test_params_reject_a_threshold_at_half_the_bits() -> None:
 def test_orientation_names_the_turn_that_maps_the_copy_onto_the_kept_image(
     turn: str, back: str
 ) -> None:
-    from pixelpipe.hashing import hash_image, to_words
+    from pixelpipe.imaging.hashing import hash_image, to_words
     from stages.dedupe import _orientation
 
     with Image.open(ASTRONAUT) as opened:

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from pixelpipe.dataset import Dataset
-from pixelpipe.demo import build
-from pixelpipe.registry import builtin_names, resolve
-from pixelpipe.runner import run_stage
+from pixelpipe.engine.registry import builtin_names, resolve
+from pixelpipe.engine.runner import run_stage
+from pixelpipe.project.demo import build
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE = yaml.safe_load((REPO / "pipelines" / "default.yaml").read_text())["stages"]

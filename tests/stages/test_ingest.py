@@ -17,12 +17,12 @@ import yaml
 from PIL import Image
 from pydantic import ValidationError
 
-from pixelpipe.context import StageContext
 from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.demo import build
+from pixelpipe.engine.context import StageContext
+from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.engine.registry import resolve
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.executor import SerialExecutor
-from pixelpipe.registry import resolve
+from pixelpipe.project.demo import build
 
 SECRET = "s3cr3t-never-shown"
 Ingest = Callable[..., tuple[Dataset, dict[str, Any]]]

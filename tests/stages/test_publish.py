@@ -11,13 +11,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from pixelpipe.context import StageContext
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample, write_dataset
+from pixelpipe.engine.context import StageContext
+from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.engine.registry import resolve
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.executor import SerialExecutor
 from pixelpipe.formats import coco, voc, yolo
 from pixelpipe.formats.base import ReadOptions, to_pixels
-from pixelpipe.registry import resolve
 from pixelpipe.sources import open_tree
 
 CATEGORIES = [

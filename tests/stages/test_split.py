@@ -16,7 +16,7 @@ import yaml
 
 from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample
 from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.runner import run_stage
+from pixelpipe.engine.runner import run_stage
 from stages._split import assign
 
 CATEGORIES = [Category(1, "car"), Category(2, "person"), Category(3, "bike"), Category(4, "dog")]

@@ -27,8 +27,8 @@ from PIL import Image, ImageFilter
 
 from pixelpipe import Annotation, Category, DatasetBuilder, ImageStore, PixelpipeError, Sample
 from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.runner import run_stage
-from pixelpipe.yamlio import load_text
+from pixelpipe.engine.runner import run_stage
+from pixelpipe.engine.yamlio import load_text
 from stages._validate.classes import check_classes
 from stages._validate.guard import guarded_map
 from stages._validate.images import ImageConfig, ImageTask, check_image

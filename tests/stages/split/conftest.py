@@ -14,7 +14,7 @@ import yaml
 
 from pixelpipe import DatasetBuilder
 from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.runner import run_stage
+from pixelpipe.engine.runner import run_stage
 
 SplitRun = Callable[..., tuple[dict[str, str], dict[str, Any]]]
 

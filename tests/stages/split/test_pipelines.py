@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pixelpipe import hamming
 from pixelpipe.dataset import Dataset
-from pixelpipe.hashing import hash_files, to_words
+from pixelpipe.imaging import hamming
+from pixelpipe.imaging.hashing import hash_files, to_words
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPE = "configs/augment/default.yaml"

@@ -41,9 +41,9 @@ def convert(
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty TARGET.")] = False,
 ) -> None:
     """Convert a labelled dataset between COCO, YOLO, VOC and image folders."""
-    from pixelpipe.convert import convert as run
     from pixelpipe.errors import PixelpipeError
     from pixelpipe.formats.base import ReadOptions
+    from pixelpipe.formats.convert import convert as run
     from pixelpipe.formats.export import ExportOptions
 
     choices = {

@@ -16,14 +16,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pixelpipe import lineage
-from pixelpipe.compile import DATA_DIR, REPORTS_DIR
-from pixelpipe.context import StageContext
 from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe.engine import tracking
+from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR
+from pixelpipe.engine.context import StageContext
+from pixelpipe.engine.executor import make_executor
+from pixelpipe.engine.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
+from pixelpipe.engine.stage import StageResult
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.executor import make_executor
-from pixelpipe.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
-from pixelpipe.stage import StageResult
 
 
 def _alive(pid: int) -> bool:
@@ -126,7 +126,7 @@ def run_stage(
     """
     pipeline = load_pipeline(root, pipeline_file)
     planned = pipeline.stage(name)
-    tracking = lineage.StageRun(pipeline, planned)  # MLflow run of this stage (see lineage)
+    mlflow_run = tracking.StageRun(pipeline, planned)  # the MLflow run of this stage
     log = logging.getLogger(f"pixelpipe.{name}")
     data_dir = root / DATA_DIR
     inputs = [Dataset(data_dir / source) for source in planned.spec.inputs]
@@ -167,7 +167,7 @@ def run_stage(
         shutil.rmtree(tmp, ignore_errors=True)
     counts = info["counts"]
     metrics = {**result.metrics, **counts, "digest": info["digest"]}
-    metrics = tracking.log(inputs, info, metrics)  # adds the MLflow run id; never raises
+    metrics = mlflow_run.log(inputs, info, metrics)  # adds the MLflow run id; never raises
     write_json_atomic(root / REPORTS_DIR / f"{name}.json", metrics)
     reasons = ", ".join(f"{k}: {v}" for k, v in counts["removed_by_reason"].items())
     log.info(

@@ -37,8 +37,6 @@ from typing import IO, Any
 
 import yaml
 
-from pixelpipe import lineage
-from pixelpipe.compile import DATA_DIR, DVC_FILE, REPORTS_DIR, compile_pipeline
 from pixelpipe.dataset import (
     CATEGORIES_FILE,
     INFO_FILE,
@@ -46,8 +44,11 @@ from pixelpipe.dataset import (
     Dataset,
     content_digest,
 )
+from pixelpipe.engine.compile import DATA_DIR, DVC_FILE, REPORTS_DIR, compile_pipeline
+from pixelpipe.engine.loader import DEFAULT_PIPELINE, Pipeline, load_pipeline
+from pixelpipe.engine.tracking import RUN_ID_KEY
 from pixelpipe.errors import PixelpipeError, did_you_mean
-from pixelpipe.loader import DEFAULT_PIPELINE, Pipeline, load_pipeline
+from pixelpipe.versions.runs import tag_runs
 
 log = logging.getLogger("pixelpipe.versions")
 
@@ -447,7 +448,7 @@ def _remote(root: Path) -> str | None:
 def _report_run(root: Path, stage: str) -> str | None:
     path = root / REPORTS_DIR / f"{stage}.json"
     try:
-        value = json.loads(path.read_text(encoding="utf-8")).get(lineage.RUN_ID_KEY)
+        value = json.loads(path.read_text(encoding="utf-8")).get(RUN_ID_KEY)
     except (OSError, ValueError, AttributeError):
         return None
     return str(value) if value else None
@@ -518,7 +519,7 @@ def release(
     text = (message or f"dataset version {name}").strip() + "\n\n"
     text += "".join(f"{TRAILER}{k}: {v}\n" for k, v in trailers.items())
     git(root, "tag", "-a", name, commit, "-F", "-", stdin=text)
-    tagged = lineage.tag_runs(root, list(runs.values()), name)
+    tagged = tag_runs(root, list(runs.values()), name)
     return Release(version=find_version(root, name), remote=remote, tagged_runs=tagged)
 
 

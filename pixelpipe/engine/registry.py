@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pixelpipe.engine.stage import StageKind
 from pixelpipe.errors import PixelpipeError, did_you_mean
-from pixelpipe.stage import StageKind
 
 BUILTIN_PACKAGE = "stages"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pixelpipe.registry import builtin_names, resolve
-from pixelpipe.stage import StageKind
+from pixelpipe.engine.registry import builtin_names, resolve
+from pixelpipe.engine.stage import StageKind
 
 
 def type_name(annotation: Any) -> str:

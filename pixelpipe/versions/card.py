@@ -28,10 +28,10 @@ import yaml
 from pydantic import BaseModel
 
 from pixelpipe.dataset import INFO_FILE, Dataset, DatasetBuilder, content_digest
-from pixelpipe.lineage import MAX_DIGEST, TAG_DIGEST
+from pixelpipe.engine.tracking import MAX_DIGEST, TAG_DIGEST
 
 if TYPE_CHECKING:
-    from pixelpipe.context import StageContext
+    from pixelpipe.engine.context import StageContext
 
 CARD_FILE = "README.md"
 BAR_WIDTH = 40

@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from pixelpipe.engine.registry import ensure_on_path, resolve
+from pixelpipe.engine.spec import RESERVED_NAMES, STAGE_NAME, PipelineSpec, StageSpec
+from pixelpipe.engine.stage import StageKind, StageParams
+from pixelpipe.engine.yamlio import KeyPath, Located, load_file
 from pixelpipe.errors import PixelpipeError, Problem, did_you_mean
-from pixelpipe.registry import ensure_on_path, resolve
-from pixelpipe.spec import RESERVED_NAMES, STAGE_NAME, PipelineSpec, StageSpec
-from pixelpipe.stage import StageKind, StageParams
-from pixelpipe.yamlio import KeyPath, Located, load_file
 
 DEFAULT_PIPELINE = "pipelines/default.yaml"
 PARAMS_FILE = "params.yaml"

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from pixelpipe import cli_convert, cli_versions
+from pixelpipe.cli import convert as cli_convert
+from pixelpipe.cli import versions as cli_versions
 from pixelpipe.errors import PixelpipeError
 
 app = typer.Typer(
@@ -59,8 +60,8 @@ def compile(
     check: Annotated[bool, typer.Option(help="Fail when dvc.yaml is not current.")] = False,
 ) -> None:
     """Validate the pipeline and params, and write dvc.yaml."""
-    from pixelpipe.compile import compile_pipeline
-    from pixelpipe.loader import load_pipeline
+    from pixelpipe.engine.compile import compile_pipeline
+    from pixelpipe.engine.loader import load_pipeline
 
     loaded = load_pipeline(_root(), pipeline)
     changed = compile_pipeline(loaded, check=check)
@@ -82,7 +83,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one stage (this is what dvc.yaml calls)."""
-    from pixelpipe.runner import run_stage
+    from pixelpipe.engine.runner import run_stage
 
     run_stage(_root(), stage, pipeline, executor=executor, workers=workers)
 
@@ -94,9 +95,9 @@ def stages(
     markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
 ) -> None:
     """List the stage kinds and their params, or describe one."""
-    from pixelpipe.reference import markdown as reference
-    from pixelpipe.reference import param_rows
-    from pixelpipe.registry import builtin_names, ensure_on_path, resolve
+    from pixelpipe.engine.registry import builtin_names, ensure_on_path, resolve
+    from pixelpipe.project.reference import markdown as reference
+    from pixelpipe.project.reference import param_rows
 
     ensure_on_path(str(_root()))
     if markdown:
@@ -160,7 +161,7 @@ def demo(
     ),
 ) -> None:
     """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
-    from pixelpipe.demo import build
+    from pixelpipe.project.demo import build
 
     summary = build(out_dir)
     out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {out_dir}")
@@ -171,7 +172,7 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
 ) -> None:
     """Make a ready project: git and DVC, a default pipeline, params, configs, dvc.yaml."""
-    from pixelpipe.project import init_project
+    from pixelpipe.project.init import init_project
 
     for line in init_project(directory):
         out.print(line)

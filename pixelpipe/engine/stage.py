@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from pixelpipe.context import StageContext
     from pixelpipe.dataset import Dataset, DatasetBuilder
+    from pixelpipe.engine.context import StageContext
 
 
 class StageParams(BaseModel):

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from pixelpipe.engine.loader import DEFAULT_PIPELINE, Pipeline, PlannedStage
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.loader import DEFAULT_PIPELINE, Pipeline, PlannedStage
 
 DVC_FILE = "dvc.yaml"
 DATA_DIR = "data"

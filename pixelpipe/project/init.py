@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from pixelpipe.compile import compile_pipeline
+from pixelpipe.engine.compile import compile_pipeline
+from pixelpipe.engine.loader import DEFAULT_PIPELINE, PARAMS_FILE, load_pipeline
+from pixelpipe.engine.registry import resolve
+from pixelpipe.engine.yamlio import load_text
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.loader import DEFAULT_PIPELINE, PARAMS_FILE, load_pipeline
-from pixelpipe.registry import resolve
-from pixelpipe.yamlio import load_text
 
-TEMPLATES = resources.files("pixelpipe") / "templates"
+TEMPLATES = resources.files("pixelpipe.project") / "templates"
 
 
 def default_params_text(pipeline_text: str) -> str:

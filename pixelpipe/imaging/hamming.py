@@ -13,8 +13,9 @@ The cost of one table is a sort of ``n`` keys plus ``n**2 / 2**(k+1)`` candidate
 ``k``-bit key; :func:`make_plan` picks ``B`` to minimise the sum over tables (and falls
 back to brute force when that is cheaper, for small inputs). For 1M 64-bit codes at
 ``t = 8`` it picks ``B = 12`` (495 tables of 21-bit keys). Tables are independent, so they
-are mapped over chunks through an :class:`~pixelpipe.executor.Executor`; the result is
-sorted, hence the same for any number of workers.
+are mapped over chunks by a plain map function the caller passes (a stage passes its
+executor's ``map_chunks``; the default runs them in this process); the result is sorted,
+hence the same for any number of workers.
 
 Codes may come with *orientations*, ``(n, K, words)``: column 0 is each item's code, the
 others are codes of transformed copies (flips and rotations, see
@@ -30,16 +31,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from pixelpipe.executor import Executor, SerialExecutor
-
 Method = Literal["auto", "index", "brute"]
+MapChunks = Callable[[Callable[[list[Any]], list[Any]], Sequence[Any], int], Iterable[Any]]
+"""``map_chunks(fn, items, chunk_size)``: ``fn`` over consecutive chunks, results in order."""
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
@@ -544,12 +545,20 @@ class SearchResult:
         )
 
 
+def _serial(
+    fn: Callable[[list[Any]], list[Any]], items: Sequence[Any], chunk_size: int
+) -> Iterator[Any]:
+    for start in range(0, len(items), chunk_size):
+        yield from fn(list(items[start : start + chunk_size]))
+
+
 def search(
     codes: np.ndarray,
     threshold: int,
     *,
     bits: int | None = None,
-    executor: Executor | None = None,
+    map_chunks: MapChunks | None = None,
+    workers: int = 1,
     method: Method = "auto",
 ) -> SearchResult:
     """Find every pair of items within ``threshold``.
@@ -559,7 +568,9 @@ def search(
             code in column 0 and its transformed copies' codes after.
         threshold: Largest Hamming distance reported (inclusive).
         bits: Significant bits per code, from the most significant end (default: all).
-        executor: Runs the tables; in-process when ``None``.
+        map_chunks: Runs the tables over chunks (a stage passes
+            ``ctx.executor.map_chunks``); in this process when ``None``.
+        workers: How many workers ``map_chunks`` uses (sizes the chunks).
         method: ``auto`` (cheapest estimate), ``index`` or ``brute``.
 
     Returns:
@@ -591,10 +602,10 @@ def search(
         plan=plan,
         oriented=oriented,
     )
-    pool = executor or SerialExecutor()
     combos = plan.combinations()
-    per_chunk = max(1, -(-len(combos) // (4 * pool.workers)))
-    found = list(pool.map_chunks(functools.partial(_tables_chunk, entries), combos, per_chunk))
+    per_chunk = max(1, -(-len(combos) // (4 * max(1, workers))))
+    mapper = map_chunks or _serial
+    found = list(mapper(functools.partial(_tables_chunk, entries), combos, per_chunk))
     found = [p for p in found if len(p)]
     if not found:
         return SearchResult(inverse, Pairs.empty(), plan)
