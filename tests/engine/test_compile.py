@@ -35,7 +35,7 @@ def make_project(root: Path, params: str = PARAMS) -> Path:
     (root / "pipelines" / "main.yaml").write_text(PIPELINE)
     (root / "params.yaml").write_text(params)
     (root / "configs" / "labels.txt").write_text("small\n")
-    shutil.copy(HERE / "fixtures" / "custom_stages.py", root / "custom_stages.py")
+    shutil.copy(HERE.parent / "fixtures" / "custom_stages.py", root / "custom_stages.py")
     return root
 
 
@@ -86,5 +86,5 @@ def test_check_notices_hand_edits(tmp_path: Path) -> None:
 
 
 def test_the_repository_dvc_yaml_is_current() -> None:
-    root = HERE.parent
+    root = HERE.parents[1]
     assert compile_pipeline(load_pipeline(root), check=True)

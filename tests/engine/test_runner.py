@@ -49,7 +49,7 @@ def root(tmp_path: Path, demo_raw: Path) -> Path:
     (tmp_path / "pipelines" / "main.yaml").write_text(PIPELINE)
     (tmp_path / "params.yaml").write_text(PARAMS)
     (tmp_path / "configs" / "labels.txt").write_text("small\n")
-    shutil.copy(HERE / "fixtures" / "custom_stages.py", tmp_path / "custom_stages.py")
+    shutil.copy(HERE.parent / "fixtures" / "custom_stages.py", tmp_path / "custom_stages.py")
     shutil.copytree(demo_raw, tmp_path / "data" / "raw" / "demo")
     return tmp_path
 

@@ -9,7 +9,7 @@ import pytest
 from pixelpipe.engine.registry import builtin_names, resolve
 from pixelpipe.project.reference import markdown
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_docs_stages_md_is_current() -> None:
