@@ -1,4 +1,4 @@
-"""Self-contained HTML reports: thumbnails with boxes drawn, histograms, one page.
+"""Self-contained HTML reports, shared by every stage's report: thumbnails, histograms, pages.
 
 Reports embed their thumbnails as data URIs, so a page opens anywhere (a CI artifact, a
 copied folder) with no broken links, and hold no timestamps, so reruns are byte-identical.

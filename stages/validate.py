@@ -29,14 +29,8 @@ from stages._validate.guard import GuardedPool, Outcome
 from stages._validate.images import ImageConfig, ImageReport, ImageTask, ThumbTask
 from stages._validate.labels import check_labels
 from stages._validate.report import ReportData, placeholder, render
-from stages._validate.rules import (
-    CRASH,
-    ORDER,
-    TIMEOUT,
-    DeclaredSize,
-    RuleSet,
-    load_ruleset,
-)
+from stages._validate.rules import CRASH, ORDER, TIMEOUT, DeclaredSize
+from stages._validate.ruleset import RuleSet, load_ruleset
 
 WARNINGS_COLUMN = "validate_warnings"
 """Manifest column: ids of the rules that warned about a kept sample."""

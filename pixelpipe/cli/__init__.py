@@ -1,22 +1,23 @@
-"""The ``pixelpipe`` command."""
+"""The ``pixelpipe`` command: one typer app made of one module per command group.
+
+``pipeline`` (compile, run, stages, show), ``project`` (init, demo), ``convert`` and
+``versions`` (release, versions, checkout, get, diff); ``console`` holds what they share.
+This package is the top of the import graph: it may import every other part of pixelpipe,
+and nothing imports it. Commands import their work lazily, so ``pixelpipe --help`` is fast.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import traceback
-from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.table import Table
 
-from pixelpipe.cli import convert as cli_convert
-from pixelpipe.cli import versions as cli_versions
+from pixelpipe.cli import convert, pipeline, project, versions
 from pixelpipe.errors import PixelpipeError
 
 app = typer.Typer(
@@ -25,16 +26,8 @@ app = typer.Typer(
     help="Declarative, versioned pipelines for computer-vision datasets.",
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-# Tables printed into a pipe or a file are not squeezed to 80 columns.
-wide = out if out.is_terminal else Console(highlight=False, width=140)
-PipelineOption = Annotated[
-    str, typer.Option("--pipeline", "-p", help="Pipeline file, relative to the project root.")
-]
-
-
-def _root() -> Path:
-    return Path.cwd()
+for group in (pipeline, project, convert, versions):
+    app.add_typer(group.app)
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -52,135 +45,6 @@ def _setup_logging(verbose: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root.addHandler(handler)
-
-
-@app.command()
-def compile(
-    pipeline: PipelineOption = "pipelines/default.yaml",
-    check: Annotated[bool, typer.Option(help="Fail when dvc.yaml is not current.")] = False,
-) -> None:
-    """Validate the pipeline and params, and write dvc.yaml."""
-    from pixelpipe.engine.compile import compile_pipeline
-    from pixelpipe.engine.loader import load_pipeline
-
-    loaded = load_pipeline(_root(), pipeline)
-    changed = compile_pipeline(loaded, check=check)
-    if check:
-        out.print(f"dvc.yaml is current with {pipeline}")
-    else:
-        out.print(f"{'wrote' if changed else 'unchanged:'} dvc.yaml ({len(loaded.stages)} stages)")
-
-
-@app.command()
-def run(
-    stage: Annotated[str, typer.Argument(help="Stage name in the pipeline.")],
-    pipeline: PipelineOption = "pipelines/default.yaml",
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes [default: PIXELPIPE_WORKERS or CPUs].")
-    ] = None,
-    executor: Annotated[
-        str | None, typer.Option(help="local, dask, or dask://HOST:PORT [PIXELPIPE_EXECUTOR].")
-    ] = None,
-) -> None:
-    """Run one stage (this is what dvc.yaml calls)."""
-    from pixelpipe.engine.runner import run_stage
-
-    run_stage(_root(), stage, pipeline, executor=executor, workers=workers)
-
-
-@app.command()
-def stages(
-    kind: Annotated[str | None, typer.Argument(help="A stage kind to describe.")] = None,
-    schema: Annotated[bool, typer.Option(help="Print the params JSON schema.")] = False,
-    markdown: Annotated[bool, typer.Option(help="Print the reference as Markdown.")] = False,
-) -> None:
-    """List the stage kinds and their params, or describe one."""
-    from pixelpipe.engine.registry import builtin_names, ensure_on_path, resolve
-    from pixelpipe.project.reference import markdown as reference
-    from pixelpipe.project.reference import param_rows
-
-    ensure_on_path(str(_root()))
-    if markdown:
-        print(reference(), end="")
-        return
-    if schema:
-        if kind is None:
-            raise PixelpipeError("--schema needs a KIND: `pixelpipe stages dedupe --schema`")
-        out.print_json(json.dumps(resolve(kind).params.model_json_schema()))
-        return
-    for name in [kind] if kind else builtin_names():
-        found = resolve(name)
-        table = Table(title=f"[bold]{name}[/]: {found.summary}", title_justify="left")
-        for column in ("param", "type", "default", "description"):
-            table.add_column(column, overflow="fold")
-        for row in param_rows(found):
-            table.add_row(*row)
-        wide.print(table)
-        if kind:
-            out.print(found.doc)
-
-
-@app.command()
-def show(path: Annotated[Path, typer.Argument(help="A dataset folder, e.g. data/ingest.")]) -> None:
-    """Summarize a dataset: counts, classes, digest, removals by reason."""
-    import pyarrow.compute as pc
-
-    from pixelpipe.dataset import Dataset
-
-    dataset = Dataset(path)
-    info = dataset.info
-    counts = info["counts"]
-    out.print(f"[bold]{path}[/]  stage {info['stage']} ({info['kind']})  {info['digest']}")
-    out.print(
-        f"samples {counts['samples']}  annotations {counts['annotations']}  "
-        f"removed {counts['removed']}  splits {counts['splits']}"
-    )
-    per_class: dict[int, int] = {}
-    flat = pc.list_flatten(dataset.table.column("annotations"))
-    if len(flat):
-        for cat in pc.struct_field(flat, "category_id").to_pylist():
-            per_class[cat] = per_class.get(cat, 0) + 1
-    table = Table("id", "class", "instances", title="classes", title_justify="left")
-    for category in dataset.categories:
-        table.add_row(str(category.id), category.name, str(per_class.pop(category.id, 0)))
-    for unknown, count in sorted(per_class.items()):
-        table.add_row(str(unknown), "[red](not in class map)[/]", str(count))
-    out.print(table)
-    removed = dataset.removed()
-    if removed.num_rows:
-        table = Table("reason", "id", "detail", title="removed", title_justify="left")
-        for row in removed.sort_by([("reason", "ascending"), ("id", "ascending")]).to_pylist():
-            table.add_row(row["reason"], row["id"], row["detail"])
-        out.print(table)
-
-
-@app.command()
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write it.")] = Path(
-        "data/raw/demo"
-    ),
-) -> None:
-    """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
-    from pixelpipe.project.demo import build
-
-    summary = build(out_dir)
-    out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {out_dir}")
-
-
-@app.command()
-def init(
-    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
-) -> None:
-    """Make a ready project: git and DVC, a default pipeline, params, configs, dvc.yaml."""
-    from pixelpipe.project.init import init_project
-
-    for line in init_project(directory):
-        out.print(line)
-
-
-# Commands that live in their own modules.
-app.add_typer(cli_convert.app)
-app.add_typer(cli_versions.app)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from pixelpipe.dataset.model import Category, Sample
 from pixelpipe.dataset.schema import CORE_COLUMNS, REMOVED_SCHEMA, SAMPLE_SCHEMA

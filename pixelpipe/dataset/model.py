@@ -164,6 +164,7 @@ class Sample:
 
 
 def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: the one encoding digests and attributes use."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
     )

@@ -4,7 +4,7 @@ Each pipeline stage becomes a DVC stage of the same name with:
 
 - ``cmd: pixelpipe run <stage>``;
 - ``deps``: the input stages' folders, the paths of params marked as
-  :class:`~pixelpipe.stage.Dependency` (such as ingest's ``source``, inside or outside the
+  :class:`~pixelpipe.engine.stage.Dependency` (such as ingest's ``source``, inside or outside the
   project, or a URL), the config files it reads and the file that defines its kind (when
   that file is inside the project);
 - ``params``: exactly its own key in ``params.yaml``;

@@ -118,7 +118,7 @@ def run_stage(
         root: The project root.
         name: The stage name.
         pipeline_file: Pipeline file, relative to ``root``.
-        executor: Executor spec (see :func:`pixelpipe.executor.make_executor`).
+        executor: Executor spec (see :func:`pixelpipe.engine.executor.make_executor`).
         workers: Worker count.
 
     Returns:

@@ -11,7 +11,7 @@ A stage module defines a frozen pydantic ``Params`` model and decorates its step
         ...
 
 The step does no DVC, MLflow or file-layout work of its own: the runner loads the
-inputs, validates the params, gives the step a :class:`~pixelpipe.context.StageContext`
+inputs, validates the params, gives the step a :class:`~pixelpipe.engine.context.StageContext`
 and writes what the step returns.
 """
 

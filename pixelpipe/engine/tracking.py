@@ -171,6 +171,7 @@ def git_state(root: Path) -> tuple[str | None, bool]:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of an error, for a one-line warning."""
     text = str(exc).strip().splitlines()
     line = text[0] if text else ""
     line = line if len(line) <= 300 else line[:297] + "..."
@@ -188,6 +189,7 @@ def prepare_mlflow() -> None:
 
 
 def open_client(root: Path) -> MlflowClient:
+    """An MLflow client on the project's tracking store (:func:`tracking_uri`)."""
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri(root))
@@ -286,6 +288,7 @@ _SOURCE_CLASS: type[Any] | None = None
 
 
 def repo_label(root: Path) -> str:
+    """The project as MLflow names it: its git remote ``origin``, else its folder."""
     return _git(root, "config", "--get", "remote.origin.url") or root.resolve().as_posix()
 
 

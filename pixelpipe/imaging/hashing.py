@@ -19,7 +19,7 @@ hash imagehash gives for the same small image. Three things make it fast:
 A hash is ``bits = hash_size**2`` bits, stored as ``bits / 8`` big-endian bytes: the first
 bit of imagehash's row-major bit array is the most significant bit of the first byte, so
 ``code.hex()`` equals ``str(imagehash.phash(image))``. :func:`to_words` turns such bytes
-into ``uint64`` words for :mod:`pixelpipe.hamming`.
+into ``uint64`` words for :mod:`pixelpipe.imaging.hamming`.
 
 EXIF orientation is not applied (imagehash does not either); turn on ``invariant`` for
 copies that were rotated or flipped.

@@ -7,6 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
+from pixelpipe.quality.boxes import iou_matrix
+
 KeepPolicy = Literal["largest", "most_annotations", "first"]
 
 BOX_IOU = 0.5
@@ -48,16 +52,6 @@ def keep_order(member: Member, policy: KeepPolicy) -> tuple[Any, ...]:
 def _relative(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
     x, y, w, h = box
     return (x / max(width, 1), y / max(height, 1), w / max(width, 1), h / max(height, 1))
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else (1.0 if a == b else 0.0)
 
 
 def _names(counts: Counter[int], names: Mapping[int, str]) -> str:
@@ -102,9 +96,13 @@ def conflict(
         mine = [_relative(a["bbox"], *kept_size) for a in kept if a["category_id"] == category]
         theirs = [_relative(a["bbox"], *other_size) for a in other if a["category_id"] == category]
         for box in theirs:
-            scores = [_iou(box, candidate) for candidate in mine]
-            best = max(range(len(scores)), key=scores.__getitem__, default=None)
-            if best is None or scores[best] < BOX_IOU:
+            if not mine:
+                unmatched += 1
+                continue
+            scores = iou_matrix([box], mine)[0]
+            scores[np.all(np.asarray(mine) == box, axis=1)] = 1.0  # the same box, even if empty
+            best = int(np.argmax(scores))
+            if scores[best] < BOX_IOU:
                 unmatched += 1
             else:
                 mine.pop(best)

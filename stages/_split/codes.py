@@ -1,4 +1,4 @@
-"""Perceptual hashes of a manifest, as the ``uint64`` words :mod:`pixelpipe.hamming` searches.
+"""Perceptual hashes of a manifest, as the ``uint64`` words the Hamming search takes.
 
 The ``dedupe`` stage leaves its hash as a column named after the algorithm (``phash``:
 fixed-size big-endian bytes) and, for orientation-invariant hashes, the eight

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pixelpipe import Annotation
+from pixelpipe.quality.boxes import iou_matrix
 from stages._validate.findings import Box, Finding
 from stages._validate.rules import (
     BoxFinite,
@@ -70,19 +71,6 @@ def rle_counts(counts: str) -> list[int]:
             raise ValueError("negative run length")
         runs.append(value)
     return runs
-
-
-def iou_matrix(boxes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Pairwise intersection over union of ``[x, y, w, h]`` rows."""
-    x0, y0 = boxes[:, 0], boxes[:, 1]
-    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
-    iw = np.clip(np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None]), 0, None)
-    ih = np.clip(np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None]), 0, None)
-    inter = iw * ih
-    area = boxes[:, 2] * boxes[:, 3]
-    union = area[:, None] + area[None] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def polygon_area(polygons: list[list[float]], width: int, height: int) -> float | None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from stages._html import card, escape, histogram_svg, page
 from stages._validate.classes import ClassFinding
 from stages._validate.findings import Finding
-from stages._validate.rules import GUARDS, ORDER, RULES, RuleSet, summary
+from stages._validate.rules import GUARDS, ORDER, RULES, summary
+from stages._validate.ruleset import RuleSet
 
 _SEVERITY_CLASS = {"error": "drop", "fix": "keep", "warn": ""}
 _STYLE = """<style>

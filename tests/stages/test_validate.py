@@ -34,7 +34,8 @@ from stages._validate.guard import guarded_map
 from stages._validate.images import ImageConfig, ImageTask, check_image
 from stages._validate.labels import check_labels, rle_counts
 from stages._validate.report import placeholder
-from stages._validate.rules import CATALOGUE, RULES, load_ruleset, parse_ruleset
+from stages._validate.rules import CATALOGUE, RULES
+from stages._validate.ruleset import load_ruleset, parse_ruleset
 from stages.validate import Params
 
 REPO = Path(__file__).resolve().parents[2]
