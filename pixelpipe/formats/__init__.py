@@ -1,14 +1,19 @@
-"""Readers and writers of annotation formats, one small module per format.
+"""Data in and out: readers and writers of annotation formats, one small package per format.
 
 - :mod:`~pixelpipe.formats.base`: what readers return (:class:`~pixelpipe.formats.base.LabelSet`),
   the shared helpers and the category-id policy;
 - :mod:`~pixelpipe.formats.coco`, :mod:`~pixelpipe.formats.voc`,
   :mod:`~pixelpipe.formats.yolo`, :mod:`~pixelpipe.formats.imagefolder`: ``read`` a
   :class:`~pixelpipe.sources.Tree` into pixelpipe's convention, ``write`` samples back,
-  converting coordinates exactly;
+  converting coordinates exactly (COCO, VOC and YOLO are packages: ``reader``, ``writer``
+  and the parsing of one file, ``document`` or ``config``);
 - :mod:`~pixelpipe.formats.detect`: which format a folder is in, and reading it;
 - :mod:`~pixelpipe.formats.export`: writing samples in any format with one class map;
-- :mod:`~pixelpipe.formats.pixels`: probing images and applying EXIF orientation.
+- :mod:`~pixelpipe.formats.pixels`: probing images and applying EXIF orientation;
+- :mod:`~pixelpipe.formats.convert`: ``pixelpipe convert``, the same readers and writers
+  without a pipeline.
 
-Conventions are in ``docs/formats.md``.
+It may import :mod:`pixelpipe.sources`, :mod:`pixelpipe.dataset` and :mod:`pixelpipe.errors`
+(and the pure :mod:`pixelpipe.imaging` and :mod:`pixelpipe.quality`), never the engine, the
+versions package or a stage. Conventions are in ``docs/formats.md``.
 """
