@@ -168,8 +168,8 @@ def test_log_dataset_links_a_training_run_to_the_version(
 ) -> None:
     import mlflow
 
-    from pixelpipe.lineage import log_dataset
     from pixelpipe.errors import PixelpipeError
+    from pixelpipe.lineage import log_dataset
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(tracked))
     mlflow.set_experiment("training")
@@ -215,7 +215,7 @@ def test_tracking_off_logs_nothing_and_never_imports_mlflow(tracked: Path) -> No
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from pixelpipe.runner import run_stage\n"
+        "from pixelpipe.engine.runner import run_stage\n"
         "metrics = run_stage(Path('.'), 'publish')\n"
         "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'metrics': metrics}))\n"
     )
