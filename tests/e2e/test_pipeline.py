@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 from pycocotools.coco import COCO
 
+from pixelpipe import Dataset
+
 Run = Callable[..., CompletedProcess[str]]
+GOLDEN = Path(__file__).parent / "golden" / "demo_publish.json"
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +24,50 @@ def _ran(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
+def published_labels(folder: Path) -> dict[str, Any]:
+    """What the demo's published dataset holds, without the JPEG bytes (encoder-specific).
+
+    Ids, splits, sizes, parents, boxes (to 1e-4 px) and the class map: a refactoring that
+    changes any decision of any stage changes this.
+    """
+    dataset = Dataset(folder)
+    return {
+        "categories": [c.to_json() for c in dataset.categories],
+        "samples": [
+            [
+                s.id,
+                s.split,
+                s.width,
+                s.height,
+                s.parent,
+                [[a.category_id, [round(v, 4) for v in a.bbox]] for a in s.annotations],
+            ]
+            for s in dataset.samples()
+        ],
+    }
+
+
+def golden_text(value: dict[str, Any]) -> str:
+    """One category and one sample a line, so a diff shows what changed."""
+    rows = [json.dumps(c) for c in value["categories"]]
+    samples = [json.dumps(s) for s in value["samples"]]
+    return (
+        '{"categories": [\n'
+        + ",\n".join(rows)
+        + '\n],\n"samples": [\n'
+        + ",\n".join(samples)
+        + "\n]}\n"
+    )
+
+
 def test_demo_pipeline_end_to_end(demo_project: Path, run: Run) -> None:
     root = demo_project
     first = run(["dvc", "repro"], root, PIXELPIPE_TRACKING="on")
     assert _ran(first.stdout) == ["ingest", "dedupe", "validate", "augment", "split", "publish"]
     assert json.loads((root / "reports" / "publish.json").read_text())["mlflow_run_id"]
+    if os.environ.get("PIXELPIPE_UPDATE_GOLDEN"):
+        GOLDEN.write_text(golden_text(published_labels(root / "data" / "publish")))
+    assert published_labels(root / "data" / "publish") == json.loads(GOLDEN.read_text())
 
     coco = COCO(str(root / "data" / "publish" / "coco" / "annotations.json"))
     assert sorted(coco.getCatIds()) == [1, 4, 17, 47, 50, 85, 91]
