@@ -6,7 +6,8 @@ This module is the public API for stage authors, the built-in stages and custom 
 :mod:`pixelpipe.quality`, never from the engine's modules):
 
 - the contract of a kind: :func:`stage`, :class:`StageParams`, :class:`Dependency`,
-  :class:`StageKind`, :class:`StageResult`, and what a step gets, :class:`StageContext`;
+  :class:`Plot`, :class:`StageKind`, :class:`StageResult`, and what a step gets,
+  :class:`StageContext`;
 - the dataset contract: :class:`Dataset`, :class:`DatasetBuilder`, :class:`Sample`,
   :class:`Annotation`, :class:`Category`, :class:`ImageStore`;
 - parallel work: :class:`Executor` (``ctx.executor``) and :func:`chunk_size`;
@@ -22,7 +23,14 @@ from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Ima
 from pixelpipe.engine.context import StageContext, derive_seed
 from pixelpipe.engine.executor import Executor, chunk_size
 from pixelpipe.engine.loader import validation_problems
-from pixelpipe.engine.stage import Dependency, StageKind, StageParams, StageResult, stage
+from pixelpipe.engine.stage import (
+    Dependency,
+    Plot,
+    StageKind,
+    StageParams,
+    StageResult,
+    stage,
+)
 from pixelpipe.engine.yamlio import KeyPath, Located, load_file
 from pixelpipe.errors import PixelpipeError, Problem, did_you_mean
 from pixelpipe.versions.card import write_card
@@ -40,6 +48,7 @@ __all__ = [
     "KeyPath",
     "Located",
     "PixelpipeError",
+    "Plot",
     "Problem",
     "Sample",
     "StageContext",

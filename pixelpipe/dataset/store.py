@@ -110,6 +110,7 @@ def write_dataset(
     kind: str,
     params: Mapping[str, Any],
     inputs: Mapping[str, str],
+    notes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a dataset directory (into a directory the caller renames into place).
 
@@ -120,6 +121,7 @@ def write_dataset(
         kind: Stage kind.
         params: The validated params, JSON-ready.
         inputs: Digest of each input dataset, by stage name.
+        notes: What the stage reported that is not a number (an algorithm, a config digest).
 
     Returns:
         The ``dataset.json`` content.
@@ -146,6 +148,8 @@ def write_dataset(
         "inputs": dict(sorted(inputs.items())),
         "params": dict(params),
     }
+    if notes:
+        info["notes"] = dict(notes)
     (directory / INFO_FILE).write_text(
         json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )

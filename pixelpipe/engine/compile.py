@@ -26,6 +26,12 @@ from pixelpipe.errors import PixelpipeError
 DVC_FILE = "dvc.yaml"
 DATA_DIR = "data"
 REPORTS_DIR = "reports"
+PLOTS_DIR = f"{REPORTS_DIR}/plots"
+
+
+def plot_file(stage: str, plot: str) -> str:
+    """Where the runner writes a stage's plot rows, relative to the project root."""
+    return f"{PLOTS_DIR}/{stage}/{plot}.json"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -79,6 +85,20 @@ def stage_entry(pipeline: Pipeline, planned: PlannedStage) -> dict[str, Any]:
     entry["params"] = [planned.name]
     entry["outs"] = [f"{DATA_DIR}/{planned.name}"]
     entry["metrics"] = [{f"{REPORTS_DIR}/{planned.name}.json": {"cache": False}}]
+    plots = planned.kind.plots
+    if plots:
+        entry["plots"] = [
+            {
+                plot_file(planned.name, name): {
+                    "cache": False,
+                    "template": plot.template,
+                    "x": plot.x,
+                    "y": plot.y,
+                    "title": f"{planned.name}: {plot.title}",
+                }
+            }
+            for name, plot in sorted(plots.items())
+        ]
     return entry
 
 

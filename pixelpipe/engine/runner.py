@@ -13,12 +13,13 @@ import logging
 import os
 import shutil
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pixelpipe.dataset import Dataset, write_dataset
 from pixelpipe.engine import tracking
-from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR
+from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR, plot_file
 from pixelpipe.engine.context import StageContext
 from pixelpipe.engine.executor import make_executor
 from pixelpipe.engine.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
@@ -105,6 +106,44 @@ def check_accounting(planned: PlannedStage, inputs: list[Dataset], result: Stage
         )
 
 
+def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Numbers (for ``reports/<stage>.json``) apart from everything else (for ``dataset.json``).
+
+    Nested mappings keep their shape on both sides; a mapping with no numbers is left out of
+    the first, one with only numbers out of the second. Booleans are not numbers here.
+    """
+    numbers: dict[str, Any] = {}
+    notes: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            inner_numbers, inner_notes = split_metrics(value)
+            if inner_numbers or not value:
+                numbers[key] = inner_numbers
+            if inner_notes:
+                notes[key] = inner_notes
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            numbers[key] = value
+        else:
+            notes[key] = value
+    return numbers, notes
+
+
+def check_plots(planned: PlannedStage, result: StageResult) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every plot the kind declares, in name order.
+
+    Raises:
+        PixelpipeError: When the step returned rows for an undeclared plot or none for a
+            declared one (a bug in the stage).
+    """
+    declared, returned = set(planned.kind.plots), set(result.plots)
+    if declared != returned:
+        raise PixelpipeError(
+            f"stage '{planned.name}' ({planned.spec.kind}): plots declared "
+            f"{sorted(declared)} but returned {sorted(returned)}"
+        )
+    return {name: result.plots[name] for name in sorted(declared)}
+
+
 def run_stage(
     root: Path,
     name: str,
@@ -122,7 +161,8 @@ def run_stage(
         workers: Worker count.
 
     Returns:
-        The metrics written to ``reports/<stage>.json``.
+        The stage's metrics with the counts: the numbers among them are written to
+        ``reports/<stage>.json``, the rest (names, digests) to ``dataset.json``.
     """
     pipeline = load_pipeline(root, pipeline_file)
     planned = pipeline.stage(name)
@@ -151,6 +191,8 @@ def run_stage(
         log.info("running %s (%s) with %d worker(s)", name, planned.spec.kind, pool.workers)
         result = planned.kind.step(inputs, planned.params, ctx)
         check_accounting(planned, inputs, result)
+        plots = check_plots(planned, result)
+        numbers, notes = split_metrics(result.metrics)
         info = write_dataset(
             tmp,
             result.output,
@@ -160,15 +202,18 @@ def run_stage(
             inputs={
                 source: ds.digest for source, ds in zip(planned.spec.inputs, inputs, strict=True)
             },
+            notes=notes,
         )
         swap_into_place(tmp, data_dir / name)
     finally:
         pool.close()
         shutil.rmtree(tmp, ignore_errors=True)
     counts = info["counts"]
-    metrics = {**result.metrics, **counts, "digest": info["digest"]}
-    metrics = mlflow_run.log(inputs, info, metrics)  # adds the MLflow run id; never raises
-    write_json_atomic(root / REPORTS_DIR / f"{name}.json", metrics)
+    report = {**numbers, **counts}
+    report = mlflow_run.log(inputs, info, report)  # adds the MLflow run id; never raises
+    write_json_atomic(root / REPORTS_DIR / f"{name}.json", report)
+    for plot, rows in plots.items():
+        write_json_atomic(root / plot_file(name, plot), rows)
     reasons = ", ".join(f"{k}: {v}" for k, v in counts["removed_by_reason"].items())
     log.info(
         "%s: %d samples, %d removed%s -> %s/%s (%s)",
@@ -180,4 +225,4 @@ def run_stage(
         name,
         info["digest"][:19],
     )
-    return metrics
+    return {**result.metrics, **report, "digest": info["digest"]}

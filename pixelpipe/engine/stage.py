@@ -54,13 +54,38 @@ class Dependency:
 P = TypeVar("P", bound=StageParams)
 
 
+@dataclass(frozen=True)
+class Plot:
+    """A DVC plot a kind writes on every run, from rows the step returns.
+
+    The runner writes the rows to ``reports/plots/<stage>/<name>.json`` and ``pixelpipe
+    compile`` declares the file as a plot of the stage, so ``dvc plots show`` and ``dvc plots
+    diff v1 v2`` render it.
+
+    Attributes:
+        x: The field of each row on the x axis.
+        y: The field on the y axis.
+        title: The chart's title.
+        template: A DVC plot template (``bar_horizontal`` for counts by a category, with the
+            category on ``y``; ``linear``, ``scatter``...).
+    """
+
+    x: str
+    y: str
+    title: str
+    template: str = "bar_horizontal"
+
+
 @dataclass
 class StageResult:
     """What a step returns.
 
     Attributes:
         output: The dataset the stage made, with its removals.
-        metrics: Small, flat numbers for ``reports/<stage>.json`` (DVC metrics).
+        metrics: Small numbers for ``reports/<stage>.json`` (DVC metrics), nested dicts of
+            numbers allowed. Text values (an algorithm's name, a config's digest) are kept in
+            ``dataset.json`` instead, so ``dvc metrics show`` compares numbers only.
+        plots: Rows of each plot the kind declares (:class:`Plot`), by plot name.
         expected: For a source stage, how many items it found; the runner checks that
             every one of them is either in the output or removed. Decision stages
             leave it ``None``: their inputs are the count.
@@ -68,6 +93,7 @@ class StageResult:
 
     output: DatasetBuilder
     metrics: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     expected: int | None = None
 
 
@@ -89,6 +115,7 @@ class StageKind(Generic[P]):
         configs: Config files the stage reads, by name, with a description each.
         config_checks: For some configs, a function that validates the file's content; the
             loader calls it, so ``pixelpipe compile`` reports a bad config before anything runs.
+        plots: The DVC plots every run of the kind writes, by name.
     """
 
     name: str
@@ -98,6 +125,7 @@ class StageKind(Generic[P]):
     max_inputs: int | None = 1
     configs: Mapping[str, str] = field(default_factory=dict)
     config_checks: Mapping[str, ConfigCheck] = field(default_factory=dict)
+    plots: Mapping[str, Plot] = field(default_factory=dict)
 
     @property
     def is_source(self) -> bool:
@@ -137,6 +165,7 @@ def stage(
     inputs: int | tuple[int, int | None] = 1,
     configs: Mapping[str, str] | None = None,
     config_checks: Mapping[str, ConfigCheck] | None = None,
+    plots: Mapping[str, Plot] | None = None,
 ) -> Callable[[StepFn[P]], StageKind[P]]:
     """Declare a step function as a stage kind.
 
@@ -147,6 +176,7 @@ def stage(
         configs: Config files the stage reads, by name, with a description each.
         config_checks: Validators of some of those files' content, by config name
             (``check(path, shown_as)`` raising :class:`PixelpipeError`).
+        plots: DVC plots the step returns rows for (:attr:`StageResult.plots`), by name.
 
     Returns:
         A decorator that turns the step into a :class:`StageKind`.
@@ -162,6 +192,7 @@ def stage(
             max_inputs=high,
             configs=dict(configs or {}),
             config_checks=dict(config_checks or {}),
+            plots=dict(plots or {}),
         )
 
     return wrap
