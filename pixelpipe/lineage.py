@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixelpipe.dataset import INFO_FILE, Dataset, content_digest
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.compile import DATA_DIR
 from pixelpipe.engine.tracking import (
     TAG_DIGEST,
@@ -22,7 +22,6 @@ from pixelpipe.engine.tracking import (
     mlflow_key,
     repo_label,
 )
-from pixelpipe.errors import PixelpipeError
 from pixelpipe.versions import find_version, find_version_by_digest
 
 
@@ -94,12 +93,7 @@ def log_dataset(
     commit = ""
     if folder.is_dir():
         data = Dataset(folder)
-        actual = content_digest(data.table, data.categories)
-        if actual != data.digest:
-            raise PixelpipeError(
-                f"{text}: contents do not match the digest in {INFO_FILE} "
-                f"({actual[:19]} != {data.digest[:19]}); it was modified after it was written"
-            )
+        data.verify(text)
         digest = data.digest
         stage = str(data.info.get("stage", "dataset"))
         try:

@@ -85,6 +85,9 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     def image_source(sample: Sample) -> Path:
         return ctx.root / sample.image
 
+    def copied(sample: Sample, target: Path) -> None:  # a byte copy of the stored image
+        out.record_file(target.relative_to(ctx.output_dir).as_posix(), sample.sha256)
+
     for fmt in dict.fromkeys(params.formats):
         with ctx.progress(len(samples), f"writing {fmt}") as advance:
             counts = export(
@@ -94,6 +97,7 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
                 ctx.output_dir / fmt,
                 image_source,
                 options,
+                copied,
             )
             advance(len(samples))
         for key, value in counts.items():

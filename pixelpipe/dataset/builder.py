@@ -24,6 +24,8 @@ class DatasetBuilder:
         self._tables: list[pa.Table] = []
         self._removed: list[dict[str, Any]] = []
         self._built: tuple[pa.Table, pa.Table] | None = None
+        self.known_files: dict[str, str] = {}
+        """sha256 of files the stage copied from the image store, by path in the output."""
 
     def add(self, sample: Sample) -> None:
         """Keep a sample in the output."""
@@ -51,6 +53,18 @@ class DatasetBuilder:
         row.update(reason=reason, detail=detail, **columns)
         self._removed.append(row)
         self._built = None
+
+    def record_file(self, path: str, sha256: str) -> None:
+        """Note the sha256 of a file the stage wrote by copying bytes it knows the hash of.
+
+        The runner lists every file a stage writes besides the manifest with its sha256
+        (``files.parquet``); files recorded here are not read again for it.
+
+        Args:
+            path: The file's path in the output folder (POSIX, relative).
+            sha256: The hex sha256 of its bytes.
+        """
+        self.known_files[path] = sha256
 
     def _build(self) -> tuple[pa.Table, pa.Table]:
         if self._built is None:

@@ -16,12 +16,16 @@ from pixelpipe.dataset.model import Category, canonical_json
 from pixelpipe.dataset.schema import LOCATION_COLUMNS
 
 
-def content_digest(samples: pa.Table, categories: Sequence[Category]) -> str:
+def content_digest(
+    samples: pa.Table, categories: Sequence[Category], files: str | None = None
+) -> str:
     """SHA-256 of a dataset's content, independent of row order and storage location.
 
     Args:
         samples: The manifest (any row order).
         categories: The class map.
+        files: The digest of the files the stage wrote besides the manifest
+            (:func:`pixelpipe.dataset.files.files_digest`), when it wrote any.
 
     Returns:
         ``sha256:<hex>``.
@@ -35,4 +39,6 @@ def content_digest(samples: pa.Table, categories: Sequence[Category]) -> str:
         for row in batch.to_pylist():
             digest.update(b"\n")
             digest.update(canonical_json(row).encode())  # NaN -> NaN, stable
+    if files is not None:
+        digest.update(f"\nfiles {files}".encode())
     return f"sha256:{digest.hexdigest()}"

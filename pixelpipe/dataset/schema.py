@@ -9,6 +9,7 @@ SAMPLES_FILE = "samples.parquet"
 REMOVED_FILE = "removed.parquet"
 CATEGORIES_FILE = "categories.json"
 INFO_FILE = "dataset.json"
+FILES_FILE = "files.parquet"
 
 RLE_TYPE = pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])
 ANNOTATION_TYPE = pa.struct(

@@ -12,9 +12,11 @@ import pyarrow.parquet as pq
 
 from pixelpipe.dataset.builder import DatasetBuilder
 from pixelpipe.dataset.digest import content_digest
+from pixelpipe.dataset.files import FILES_SCHEMA, files_digest, first_difference, scan
 from pixelpipe.dataset.model import Category, Sample
 from pixelpipe.dataset.schema import (
     CATEGORIES_FILE,
+    FILES_FILE,
     INFO_FILE,
     REMOVED_FILE,
     REMOVED_SCHEMA,
@@ -92,6 +94,40 @@ class Dataset:
         path = self.path / REMOVED_FILE
         return pq.read_table(path) if path.is_file() else REMOVED_SCHEMA.empty_table()
 
+    def files(self) -> pa.Table:
+        """The files the stage wrote besides the manifest (``path``, ``sha256``, ``size``)."""
+        path = self.path / FILES_FILE
+        return pq.read_table(path) if path.is_file() else FILES_SCHEMA.empty_table()
+
+    def content_digest(self) -> str:
+        """The digest of what is in the folder now (compare with :attr:`digest`)."""
+        files = self.files()
+        exported = files_digest(files) if files.num_rows else None
+        return content_digest(self.table, self.categories, exported)
+
+    def verify(self, shown_as: str | None = None) -> None:
+        """Check that the folder holds what ``dataset.json`` says, every exported byte included.
+
+        Args:
+            shown_as: How to name the folder in errors (default: its path).
+
+        Raises:
+            PixelpipeError: Naming the first file that differs (an export missing, changed or
+                added), or the manifest when its content does not match the digest.
+        """
+        where = shown_as or str(self.path)
+        difference = first_difference(self.path, self.files())
+        if difference:
+            raise PixelpipeError(
+                f"{where}/{difference}; the dataset was modified after it was written"
+            )
+        actual = self.content_digest()
+        if actual != self.digest:
+            raise PixelpipeError(
+                f"{where}: contents do not match the digest in {INFO_FILE} "
+                f"({actual[:19]} != {self.digest[:19]}); it was modified after it was written"
+            )
+
     def __len__(self) -> int:
         return int(self.table.num_rows)
 
@@ -100,6 +136,17 @@ class Dataset:
         for batch in self.table.to_batches(max_chunksize=batch_size):
             for row in batch.to_pylist():
                 yield Sample.from_row(row)
+
+
+def pending_digest(directory: Path, builder: DatasetBuilder) -> str:
+    """The digest a dataset being written into ``directory`` will have, exports included.
+
+    For a step that shows the digest in a file it writes last (the dataset card).
+    """
+    files = scan(directory, builder.known_files)
+    exported = files_digest(files) if files.num_rows else None
+    categories = sorted(builder.categories, key=lambda c: c.id)
+    return content_digest(builder.samples_table(), categories, exported)
 
 
 def write_dataset(
@@ -133,8 +180,12 @@ def write_dataset(
     ids = [c.id for c in categories]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate category ids in class map: {ids}")
+    files = scan(directory, builder.known_files)  # before the contract files: none is listed
     write_parquet(samples, directory / SAMPLES_FILE)
     write_parquet(removed, directory / REMOVED_FILE)
+    exported = files_digest(files) if files.num_rows else None
+    if exported:
+        write_parquet(files, directory / FILES_FILE)
     (directory / CATEGORIES_FILE).write_text(
         json.dumps([c.to_json() for c in categories], indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
@@ -143,11 +194,14 @@ def write_dataset(
         "schema_version": SCHEMA_VERSION,
         "stage": stage,
         "kind": kind,
-        "digest": content_digest(samples, categories),
+        "digest": content_digest(samples, categories, exported),
         "counts": counts(samples, removed),
         "inputs": dict(sorted(inputs.items())),
         "params": dict(params),
     }
+    if exported:
+        sizes = pa.compute.sum(files.column("size")).as_py()
+        info["files"] = {"count": files.num_rows, "bytes": int(sizes), "digest": exported}
     if notes:
         info["notes"] = dict(notes)
     (directory / INFO_FILE).write_text(

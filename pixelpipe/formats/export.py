@@ -19,6 +19,7 @@ from pixelpipe.formats.base import IdPolicy, PixelConvention, id_map
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "imagefolder")
 ImageSource = Callable[[Sample], Path | None]
+Copied = Callable[[Sample, Path], None]
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,15 @@ class ExportOptions:
     include_crowd: bool = False
 
 
-def copier(image_source: ImageSource) -> Callable[[Sample, Path], bool]:
-    """A function that copies a sample's image file to a path (False when it has none)."""
+def copier(
+    image_source: ImageSource, copied: Copied | None = None
+) -> Callable[[Sample, Path], bool]:
+    """A function that copies a sample's image file to a path (False when it has none).
+
+    Args:
+        image_source: The local file holding a sample's image, or ``None``.
+        copied: Called with the sample and the path after each copy.
+    """
 
     def copy(sample: Sample, target: Path) -> bool:
         source = image_source(sample)
@@ -47,6 +55,8 @@ def copier(image_source: ImageSource) -> Callable[[Sample, Path], bool]:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+        if copied is not None:
+            copied(sample, target)
         return True
 
     return copy
@@ -70,6 +80,7 @@ def export(
     out: Path,
     image_source: ImageSource,
     options: ExportOptions | None = None,
+    copied: Copied | None = None,
 ) -> dict[str, int]:
     """Write ``samples`` in ``fmt`` into the folder ``out``.
 
@@ -80,6 +91,8 @@ def export(
         out: The folder to write (created).
         image_source: The local file holding a sample's image, or ``None`` (labels only).
         options: How to write.
+        copied: Called with the sample and the path of each image copied (a step records
+            the sha256 it knows, so the runner need not read the copy again).
 
     Returns:
         Counts of what was written, clipped or left out.
@@ -88,7 +101,7 @@ def export(
         PixelpipeError: For an unknown format, or when the data cannot be written in it.
     """
     options = options or ExportOptions()
-    copy = copier(image_source)
+    copy = copier(image_source, copied)
     out.mkdir(parents=True, exist_ok=True)
     known = {c.id for c in categories}
     unknown = sorted({a.category_id for s in samples for a in s.annotations} - known)

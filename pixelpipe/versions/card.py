@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel
 
-from pixelpipe.dataset import INFO_FILE, Dataset, DatasetBuilder, content_digest
+from pixelpipe.dataset import (
+    INFO_FILE,
+    Dataset,
+    DatasetBuilder,
+    content_digest,
+    pending_digest,
+)
 from pixelpipe.engine.tracking import MAX_DIGEST, TAG_DIGEST
 
 if TYPE_CHECKING:
@@ -124,6 +130,7 @@ def render_card(
     params: BaseModel | Mapping[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
+    output_dir: Path | None = None,
 ) -> str:
     """The Markdown of a dataset card.
 
@@ -138,6 +145,8 @@ def render_card(
         name: The dataset's name; defaults to the source folders' names, else ``stage``.
         version: The version, when known at publish time; usually it is not (a version is
             the git tag ``pixelpipe release`` puts on the commit holding this data).
+        output_dir: The folder a builder's exports are being written to, so the digest
+            shown covers them as the final one will.
 
     Returns:
         The card, ending with a newline; the same bytes for the same data.
@@ -150,7 +159,11 @@ def render_card(
         samples = output.samples_table()
         categories = sorted(output.categories, key=lambda c: c.id)
         removed = output.removed_table()
-        digest = content_digest(samples, categories)
+        digest = (
+            pending_digest(output_dir, output)
+            if output_dir
+            else content_digest(samples, categories)
+        )
     chain = _chain(inputs)
     own_params = _params(params or {})
     title = name or _default_name(chain, stage)
@@ -335,6 +348,7 @@ def write_card(
         params=params,
         name=name,
         version=version,
+        output_dir=ctx.output_dir,
     )
     path = ctx.output_dir / CARD_FILE
     path.write_text(text, encoding="utf-8")

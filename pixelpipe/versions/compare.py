@@ -1,7 +1,7 @@
 """Compare the published datasets of two versions, revisions or the workspace (:func:`diff`).
 
 Images added, removed and changed, annotation changes, split moves, the class distribution
-and class map, and removals by stage and reason.
+and class map, exported files added, removed and changed, and removals by stage and reason.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelpipe.dataset import CATEGORIES_FILE, INFO_FILE, SAMPLES_FILE
+from pixelpipe.dataset import CATEGORIES_FILE, FILES_FILE, INFO_FILE, SAMPLES_FILE
 from pixelpipe.engine.compile import DATA_DIR
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.versions.target import Target, resolve
@@ -29,6 +29,7 @@ class Snapshot:
         categories: Its class map (``id`` -> name).
         rows: ``id`` -> (sha256, split, annotations as sorted canonical JSON).
         removals: Removed samples by (stage, reason), over every stage upstream.
+        files: The exported files (``files.parquet``): path -> sha256.
     """
 
     target: Target
@@ -37,6 +38,7 @@ class Snapshot:
     categories: dict[int, str]
     rows: dict[str, tuple[str, str, tuple[str, ...]]]
     removals: dict[tuple[str, str], int]
+    files: dict[str, str]
 
     def instances(self) -> Counter[int]:
         """Annotation count per category id."""
@@ -64,6 +66,13 @@ def snapshot(root: Path, name: str) -> Snapshot:
         categories = {int(c["id"]): str(c["name"]) for c in json.loads(stream.read())}
     with target.open(f"{folder}/{INFO_FILE}") as stream:
         info = json.loads(stream.read())
+    files: dict[str, str] = {}
+    if info.get("files"):
+        with target.open(f"{folder}/{FILES_FILE}") as stream:
+            listed = pq.read_table(stream, columns=["path", "sha256"])
+        files = dict(
+            zip(listed.column("path").to_pylist(), listed.column("sha256").to_pylist(), strict=True)
+        )
     rows: dict[str, tuple[str, str, tuple[str, ...]]] = {}
     for batch in table.to_batches(max_chunksize=4096):
         for row in batch.to_pylist():
@@ -87,14 +96,15 @@ def snapshot(root: Path, name: str) -> Snapshot:
                     pending.append((upstream, json.loads(stream.read())))
             except (PixelpipeError, OSError):
                 continue
-    return Snapshot(target, stage, info, categories, rows, removals)
+    return Snapshot(target, stage, info, categories, rows, removals, files)
 
 
 def compare(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     """What changed from ``a`` to ``b``.
 
     Images added, removed and changed (by content), annotation changes, split moves,
-    class distribution and class map, removals by stage and reason.
+    class distribution and class map, exported files added, removed and changed (by
+    content), removals by stage and reason.
 
     Returns:
         A JSON-ready dict; id lists are sorted.
@@ -194,6 +204,11 @@ def compare(a: Snapshot, b: Snapshot) -> dict[str, Any]:
                 for k, v in sorted(b.categories.items())
                 if k in a.categories and a.categories[k] != v
             ],
+        },
+        "files": {
+            "added": sorted(set(b.files) - set(a.files)),
+            "removed": sorted(set(a.files) - set(b.files)),
+            "changed": sorted(p for p in set(a.files) & set(b.files) if a.files[p] != b.files[p]),
         },
         "removed_by_reason": removals,
     }

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixelpipe.dataset import Dataset, content_digest
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.compile import DATA_DIR
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.versions.restore import remove
@@ -60,9 +60,10 @@ def get(root: Path, name: str, out: Path) -> Export:
     try:
         target.get(f"{DATA_DIR}/{stage}", tmp)
         data = Dataset(tmp)
-        digest = content_digest(data.table, data.categories)
-        expected = target.version.digest if target.version else data.digest
-        if digest != data.digest or digest != expected:
+        data.verify(f"{DATA_DIR}/{stage} of {name}")
+        digest = data.digest
+        expected = target.version.digest if target.version else digest
+        if digest != expected:
             raise PixelpipeError(
                 f"{DATA_DIR}/{stage} of {name} does not match its digest "
                 f"({digest[:19]} != {expected[:19]})"
