@@ -60,7 +60,7 @@ PIPELINE_ERRORS = [
     # A Python tag is never constructed.
     (
         "stages:\n  ingest:\n    kind: !!python/object/apply:os.system ['true']\n",
-        "pipelines/p.yaml:3: invalid YAML: could not determine a constructor",
+        "pipelines/p.yaml:3: invalid YAML: tag '!!python/object/apply:os.system' is not allowed",
     ),
     # A syntax error names its line.
     (

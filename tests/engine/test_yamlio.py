@@ -8,8 +8,8 @@ from pixelpipe.engine.yamlio import load_text
 from pixelpipe.errors import PixelpipeError
 
 CASES = [
-    # A custom tag is refused, not constructed.
-    ("a: !env HOME\n", r"^x.yaml:1: invalid YAML: could not determine a constructor .*no tags"),
+    # A custom tag is refused, not constructed, and named as written.
+    ("a: !env HOME\n", r"^x.yaml:1: invalid YAML: tag '!env' is not allowed \(.*no tags\)$"),
     # A duplicate key deep inside is reported where it is.
     ("a:\n  b: 1\n  c: 2\n  b: 3\n", r"^x.yaml:4 a.b: duplicate key$"),
     # Tabs are a syntax error with a line.

@@ -10,6 +10,7 @@ bytes or a file into a document, with the line and column of a JSON syntax error
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -51,18 +52,54 @@ class CocoFile:
     annotations: dict[Any, list[Annotation]] = field(default_factory=dict)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = int(sys.float_info.max)
+
+
 def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number that is a float, or an integer a float can hold."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, float) or (isinstance(value, int) and abs(value) <= _FLOAT_MAX)
 
 
 def _whole(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (an id can be thousands of digits long)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _id_error(name: str, value: Any, strings: bool = False) -> str | None:
+    """Why ``value`` cannot be an id, or ``None`` when it can.
+
+    Ids are whole numbers that fit in a signed 64-bit integer (the manifest's type);
+    not floats (``1.5``, ``1.0``) nor booleans. Image and annotation ids (``strings``)
+    may also be strings: they only link annotations to images.
+    """
+    if _whole(value):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return f"{name} {_shown(value)} does not fit in a signed 64-bit integer"
+    if strings and isinstance(value, str):
+        return None
+    kind = "a whole number or a string" if strings else "a whole number"
+    return f"{name} must be {kind}, got {_shown(value)}"
+
+
 def _compress_rle(rle: dict[str, Any]) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
-    size = [int(v) for v in rle["size"]]
+    size = rle["size"]
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(_whole(v) and 0 <= v <= INT64_MAX for v in size)
+    ):
+        raise ValueError(f"size must be [height, width] whole numbers, got {_shown(size)}")
     counts = rle["counts"]
     if isinstance(counts, list):
         encoded = mask_utils.frPyObjects({"size": size, "counts": counts}, size[0], size[1])
@@ -94,10 +131,11 @@ def _annotation(
     def bad(message: str, key: str = where) -> None:
         problems.add(message, file=file, key=key)
 
-    category = raw.get("category_id")
-    if not _whole(category):
-        bad(f"category_id must be a whole number, got {category!r}", f"{where}.category_id")
+    error = _id_error("category_id", raw.get("category_id"))
+    if error is not None:
+        bad(error, f"{where}.category_id")
         return None
+    category: int = raw["category_id"]
     segmentation = raw.get("segmentation")
     polygons: list[list[float]] | None = None
     rle: dict[str, Any] | None = None
@@ -133,10 +171,10 @@ def _annotation(
     elif bbox is None and polygons:
         bbox = _polygon_bbox(polygons)
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-        bad(f"bbox must be [x, y, width, height] numbers, got {bbox!r}", f"{where}.bbox")
+        bad(f"bbox must be [x, y, width, height] numbers, got {_shown(bbox)}", f"{where}.bbox")
         return None
     if bbox[2] < 0 or bbox[3] < 0:
-        bad(f"bbox width and height must not be negative, got {bbox!r}", f"{where}.bbox")
+        bad(f"bbox width and height must not be negative, got {_shown(bbox)}", f"{where}.bbox")
         return None
     raw_attributes = raw.get("attributes")
     attributes: dict[str, Any] = dict(raw_attributes) if isinstance(raw_attributes, dict) else {}
@@ -183,12 +221,12 @@ def parse(data: Any, file: str, problems: Problems | None = None) -> CocoFile:
         raw_categories = []
     for index, raw in enumerate(raw_categories or []):
         where = f"categories[{index}]"
-        if (
-            not isinstance(raw, dict)
-            or not _whole(raw.get("id"))
-            or not isinstance(raw.get("name"), str)
-        ):
+        if not isinstance(raw, dict) or "id" not in raw or not isinstance(raw.get("name"), str):
             problems.add("a category needs an integer 'id' and a 'name'", file=file, key=where)
+            continue
+        error = _id_error("category id", raw["id"])
+        if error is not None:
+            problems.add(error, file=file, key=f"{where}.id")
             continue
         parent = raw.get("supercategory")
         categories.append(
@@ -210,15 +248,21 @@ def parse(data: Any, file: str, problems: Problems | None = None) -> CocoFile:
         problems.add("required key 'images' (a list) is missing", file=file, key="images")
     for index, raw in enumerate(data.get("images") or []):
         where = f"images[{index}]"
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), int | str):
+        if not isinstance(raw, dict) or "id" not in raw:
             problems.add("an image needs an 'id'", file=file, key=where)
+            continue
+        error = _id_error("image id", raw["id"], strings=True)
+        if error is not None:
+            problems.add(error, file=file, key=f"{where}.id")
             continue
         name = raw.get("file_name")
         if not isinstance(name, str) or not name:
             problems.add("required key is missing or empty", file=file, key=f"{where}.file_name")
             continue
         if raw["id"] in image_ids:
-            problems.add(f"image id {raw['id']!r} is used twice", file=file, key=f"{where}.id")
+            problems.add(
+                f"image id {_shown(raw['id'])} is used twice", file=file, key=f"{where}.id"
+            )
             continue
         if name in names:
             problems.add(
@@ -249,18 +293,27 @@ def parse(data: Any, file: str, problems: Problems | None = None) -> CocoFile:
         if not isinstance(raw, dict):
             problems.add("an annotation is a JSON object", file=file, key=where)
             continue
-        if raw.get("image_id") not in image_ids:
+        error = _id_error("image_id", raw.get("image_id"), strings=True)
+        if error is not None:
+            problems.add(error, file=file, key=f"{where}.image_id")
+            continue
+        if raw["image_id"] not in image_ids:
             problems.add(
-                f"image_id {raw.get('image_id')!r} is not in 'images'",
+                f"image_id {_shown(raw['image_id'])} is not in 'images'",
                 file=file,
                 key=f"{where}.image_id",
             )
             continue
         if "id" in raw:
             key = raw["id"]
+            error = _id_error("annotation id", key, strings=True)
+            if error is not None:
+                problems.add(error, file=file, key=f"{where}.id")
+                continue
             if key in annotation_ids:
                 problems.add(
-                    f"annotation id {key!r} is used twice (annotations[{annotation_ids[key]}] too)",
+                    f"annotation id {_shown(key)} is used twice "
+                    f"(annotations[{annotation_ids[key]}] too)",
                     file=file,
                     key=f"{where}.id",
                 )
@@ -295,6 +348,15 @@ def decode(data: bytes, name: str) -> Any:
         ) from None
     except UnicodeDecodeError as exc:
         raise PixelpipeError(Problem(f"not UTF-8 text (byte {exc.start})", file=name)) from None
+    except ValueError:  # Python refuses to convert an integer of thousands of digits
+        digits = sys.get_int_max_str_digits()
+        raise PixelpipeError(
+            Problem(f"invalid JSON: a number has more than {digits} digits", file=name)
+        ) from None
+    except RecursionError:
+        raise PixelpipeError(
+            Problem("invalid JSON: arrays or objects nest too deeply", file=name)
+        ) from None
 
 
 def load(path: Path, shown_as: str | None = None) -> CocoFile:

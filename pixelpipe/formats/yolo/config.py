@@ -9,11 +9,10 @@ the class names, the images of each split and the folders that hold label files.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.formats.base import (
@@ -24,10 +23,13 @@ from pixelpipe.formats.base import (
     has_extension,
     split_like,
 )
+from pixelpipe.safeyaml import parse
 from pixelpipe.sources import Tree, join
 
 SPLIT_KEYS = ("train", "val", "test")
 NAMES_FILES = ("obj.names", "classes.txt", "classes.names", "coco.names")
+MAX_CLASS_INDEX = 2**63 - 1  # category ids are signed 64-bit integers in the manifest
+_WHOLE = re.compile(r"\s*([+-]?)([0-9]+)\s*\Z")
 
 
 @dataclass
@@ -55,6 +57,9 @@ class Layout:
 def load_yaml(tree: Tree, rel: str, problems: Problems) -> dict[str, Any] | None:
     """Load an Ultralytics YAML file; problems are recorded, not raised.
 
+    The file is read as plain YAML (:func:`pixelpipe.safeyaml.parse`): a tag, a duplicate
+    key or an alias bomb is a problem with its line, and nothing is built from it.
+
     Args:
         tree: The source.
         rel: The YAML file.
@@ -65,17 +70,9 @@ def load_yaml(tree: Tree, rel: str, problems: Problems) -> dict[str, Any] | None
     """
     shown = tree.shown(rel)
     try:
-        data = yaml.safe_load(tree.read_text(rel))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        problems.add(
-            f"invalid YAML: {exc.problem}",
-            file=shown,
-            line=mark.line + 1 if mark is not None else None,
-        )
-        return None
-    except yaml.YAMLError as exc:
-        problems.add(f"invalid YAML: {exc}", file=shown)
+        data = parse(tree.read_text(rel), shown).data
+    except PixelpipeError as exc:
+        problems.extend(exc)
         return None
     if not isinstance(data, dict):
         problems.add("a YOLO dataset file is a mapping with 'names'", file=shown)
@@ -90,15 +87,22 @@ def _names_from_yaml(data: dict[str, Any], shown: str, problems: Problems) -> di
         names = {index: str(name) for index, name in enumerate(raw)}
     elif isinstance(raw, dict):
         for key, value in raw.items():
-            try:
-                index = int(key)
-            except (TypeError, ValueError):
-                problems.add(f"class index {key!r} is not a whole number", file=shown, key="names")
-                continue
-            if index < 0:
-                problems.add(f"class index {index} is negative", file=shown, key="names")
-                continue
-            names[index] = str(value)
+            index = _class_index(key)
+            written = repr(key) if len(repr(key)) <= 40 else f"{repr(key)[:37]}..."
+            if index is None:
+                problems.add(
+                    f"class index {written} is not a whole number", file=shown, key="names"
+                )
+            elif index < 0:
+                problems.add(f"class index {written} is negative", file=shown, key="names")
+            elif index > MAX_CLASS_INDEX:
+                problems.add(
+                    f"class index {written} does not fit in a signed 64-bit integer",
+                    file=shown,
+                    key="names",
+                )
+            else:
+                names[index] = str(value)
     else:
         problems.add(
             "required key 'names' (a list or a mapping) is missing", file=shown, key="names"
@@ -107,6 +111,23 @@ def _names_from_yaml(data: dict[str, Any], shown: str, problems: Problems) -> di
     if nc is not None and nc != len(names):
         problems.add(f"nc is {nc} but names has {len(names)} classes", file=shown, key="nc")
     return names
+
+
+def _class_index(key: Any) -> int | None:
+    """A ``names`` key as a whole number: an integer, a whole float or a string of digits."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key
+    if isinstance(key, float):
+        return int(key) if key.is_integer() else None
+    match = _WHOLE.match(key) if isinstance(key, str) else None
+    if match is None:
+        return None
+    sign, digits = match.group(1), match.group(2).lstrip("0") or "0"
+    if len(digits) > 19:  # out of range: never convert thousands of digits
+        return -MAX_CLASS_INDEX - 1 if sign == "-" else MAX_CLASS_INDEX + 1
+    return int(sign + digits)
 
 
 def _names_file(tree: Tree, rel: str) -> dict[int, str]:
@@ -277,9 +298,10 @@ def darknet(
         else:
             names = _names_file(tree, path)
     classes = values.get("classes")
-    if classes is not None and classes[0].isdigit() and int(classes[0]) != len(names) and names:
+    count = _class_index(classes[0]) if classes is not None else None
+    if classes is not None and count is not None and count != len(names) and names:
         problems.add(
-            f"classes is {classes[0]} but the names file has {len(names)}",
+            f"classes is {classes[0][:40]} but the names file has {len(names)}",
             file=shown,
             line=classes[1],
         )
@@ -331,7 +353,8 @@ def find_config(tree: Tree, options: ReadOptions) -> tuple[str, str]:
     """The YOLO file that describes the dataset, and its kind.
 
     Returns:
-        ``(path, kind)`` with kind ``ultralytics`` (a YAML with ``names``), ``darknet``
+        ``(path, kind)`` with kind ``ultralytics`` (a YAML with ``names``; else a root
+        YAML that cannot be read, so that reading it names its problem), ``darknet``
         (``obj.data``) or ``loose`` (a names file).
 
     Raises:
@@ -350,7 +373,8 @@ def find_config(tree: Tree, options: ReadOptions) -> tuple[str, str]:
             return rel, "darknet"
         return rel, "loose"
     yamls = [f for f in tree.children() if f.endswith((".yaml", ".yml")) and tree.exists(f)]
-    with_names = [f for f in yamls if _has_names(tree, f)]
+    has_names = {f: _has_names(tree, f) for f in yamls}
+    with_names = [f for f, has in has_names.items() if has]
     if len(with_names) > 1:
         raise PixelpipeError(
             f"{tree.display}: several YOLO dataset files ({', '.join(with_names)}); "
@@ -358,6 +382,9 @@ def find_config(tree: Tree, options: ReadOptions) -> tuple[str, str]:
         )
     if with_names:
         return with_names[0], "ultralytics"
+    unreadable = [f for f, has in has_names.items() if has is None]
+    if unreadable:  # it may be the dataset file: reading it reports why it cannot be read
+        return unreadable[0], "ultralytics"
     datas = [f for f in tree.children() if f.endswith(".data") and tree.exists(f)]
     if datas:
         return datas[0], "darknet"
@@ -373,9 +400,16 @@ def find_config(tree: Tree, options: ReadOptions) -> tuple[str, str]:
     )
 
 
-def _has_names(tree: Tree, rel: str) -> bool:
+def _has_names(tree: Tree, rel: str) -> bool | None:
+    """True for a YAML with ``names``; ``None`` for one that cannot be read safely.
+
+    A YAML that cannot be read (a syntax error, a tag, an alias bomb) may be the dataset
+    file: when no YAML has ``names``, :func:`find_config` picks it, and reading it reports
+    its problem with the line, where skipping it would report that no dataset file was
+    found.
+    """
     try:
-        data = yaml.safe_load(tree.read_text(rel))
-    except (yaml.YAMLError, PixelpipeError):
-        return False
+        data = parse(tree.read_text(rel), tree.shown(rel)).data
+    except PixelpipeError:
+        return None
     return isinstance(data, dict) and "names" in data
