@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer()
-_out = Console(highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True, markup=False)  # names are not markup
 _SHOWN = 10
 
 
@@ -39,12 +39,24 @@ def convert(
         bool, typer.Option(help="Follow symlinks that lead outside SOURCE.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty TARGET.")] = False,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Skip images with more pixels as too_large (default: ingest's)."),
+    ] = None,
 ) -> None:
-    """Convert a labelled dataset between COCO, YOLO, VOC and image folders."""
+    """Convert a labelled dataset between COCO, YOLO, VOC and image folders.
+
+    Every image passes the checks ingest makes (Pillow can read it, it is within the pixel
+    limit, its size is the one its labels declare); what fails is skipped and listed.
+    """
     from pixelpipe.errors import PixelpipeError
     from pixelpipe.formats.base import ReadOptions
     from pixelpipe.formats.convert import convert as run
     from pixelpipe.formats.export import ExportOptions
+    from pixelpipe.formats.pixels import DEFAULT_MAX_PIXELS, ImageChecks
+
+    if max_pixels is not None and max_pixels < 1:
+        raise PixelpipeError(f"--max-pixels: must be at least 1, got {max_pixels}")
 
     choices = {
         "--from": (source_format, ("auto", "coco", "voc", "yolo", "imagefolder", "images")),
@@ -77,9 +89,14 @@ def convert(
         ),
         follow_symlinks=follow_symlinks,
         overwrite=overwrite,
+        checks=ImageChecks(max_pixels=max_pixels or DEFAULT_MAX_PIXELS),
     )
     for warning in report.warnings:
         _out.print(f"warning: {warning}")
+    for sid, message in report.image_warnings[:_SHOWN]:
+        _out.print(f"warning: {sid}: {message}")
+    if len(report.image_warnings) > _SHOWN:
+        _out.print(f"warning: ... and {len(report.image_warnings) - _SHOWN} more images")
     _out.print(
         f"{report.source_format} -> {to}: {report.samples} images, {report.annotations} "
         f"annotations, {len(report.categories)} classes, {report.images_copied} image files "

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pixelpipe.cli.console import PipelineOption, out, project_root, wide
+from pixelpipe.cli.console import PipelineOption, clean_data, out, project_root, wide
 from pixelpipe.errors import PixelpipeError
 
 app = typer.Typer()
@@ -83,11 +83,14 @@ def stages(
 
 @app.command()
 def show(path: Annotated[Path, typer.Argument(help="A dataset folder, e.g. data/ingest.")]) -> None:
-    """Summarize a dataset: counts, classes, digest, removals by reason."""
+    """Summarize a dataset: counts, classes, digest, removals; clean up after killed runs."""
     import pyarrow.compute as pc
+    from rich.markup import escape
 
     from pixelpipe.dataset import Dataset
 
+    for leftover in clean_data(announce=False):
+        out.print(escape(str(leftover)))
     dataset = Dataset(path)
     info = dataset.info
     counts = info["counts"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pixelpipe.cli.console import out
+from pixelpipe.cli.console import clean_data, out
 
 app = typer.Typer()
 
@@ -21,6 +21,7 @@ def demo(
     """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
     from pixelpipe.project.demo import build
 
+    clean_data()
     summary = build(out_dir)
     out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {out_dir}")
 

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pixelpipe.cli.console import clean_data
+
 app = typer.Typer()
 # Wide when piped (CI logs, files): tables are not cut at 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -58,6 +60,7 @@ def release(
     """Tag the committed, up-to-date dataset as VERSION (and push its data to the DVC remote)."""
     from pixelpipe.versions import release as do_release
 
+    clean_data()
     done = do_release(_root(), version, message, pipeline)
     v = done.version
     counts = v.counts
@@ -79,6 +82,7 @@ def versions(json_: JsonOption = False) -> None:
     """List the released versions: tag, date, digest, counts, MLflow run."""
     from pixelpipe.versions import checked_out, list_versions
 
+    clean_data()
     found = list_versions(_root())
     if json_:
         _print_json([v.to_json() for v in found])
@@ -111,6 +115,7 @@ def checkout(
     from pixelpipe.versions import HEAD
     from pixelpipe.versions import checkout as do_checkout
 
+    clean_data()
     done = do_checkout(_root(), version, force=force)
     if done.label == HEAD:
         out.print(f"the workspace data is back at HEAD ({done.commit[:12]})")
@@ -132,6 +137,7 @@ def get(
     """Export the published dataset of VERSION to a folder, without touching the workspace."""
     from pixelpipe.versions import get as do_get
 
+    clean_data()
     done = do_get(_root(), version, out_dir)
     out.print(
         f"wrote {done.label} ({done.stage}, {_short(done.digest)}, {done.samples} samples) "
@@ -151,9 +157,10 @@ def diff(
     json_: JsonOption = False,
     limit: Annotated[int, typer.Option(help="Ids shown per change in the table.")] = 5,
 ) -> None:
-    """What changed between two versions: images, labels, splits, classes, removals."""
+    """What changed between two versions: images, labels, splits, classes, exports, removals."""
     from pixelpipe.versions import diff as do_diff
 
+    clean_data()
     result = do_diff(_root(), a, b)
     if json_:
         _print_json(result)
@@ -202,6 +209,12 @@ def diff(
             f"{c['share_a']:.1%} -> {c['share_b']:.1%} ({c['share_delta'] * 100:+.1f} pt)",
         )
     out.print(classes)
+    files = result["files"]
+    if any(files.values()):
+        exports = Table("change", "count", "examples", title="exported files", title_justify="left")
+        for label in ("added", "removed", "changed"):
+            exports.add_row(label, str(len(files[label])), _examples(files[label], limit))
+        out.print(exports)
     cats = result["categories"]
     for c in cats["added"]:
         out.print(f"class added: {c['id']} {c['name']}")

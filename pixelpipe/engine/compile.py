@@ -119,9 +119,12 @@ def stale_reason(current: str, wanted: str) -> str | None:
     if current == wanted:
         return None
     try:
-        have = (yaml.safe_load(current) or {}).get("stages") or {}
+        document = yaml.safe_load(current)
     except yaml.YAMLError:
         return "dvc.yaml is not valid YAML"
+    if not isinstance(document, dict) or not isinstance(document.get("stages") or {}, dict):
+        return "dvc.yaml is not a mapping with a 'stages' mapping"
+    have = document.get("stages") or {}
     want = (yaml.safe_load(wanted) or {}).get("stages") or {}
     for name in want:
         if name not in have:

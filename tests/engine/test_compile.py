@@ -85,6 +85,22 @@ def test_check_notices_hand_edits(tmp_path: Path) -> None:
         compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- a\n- b\n",  # a list, not a mapping
+        "stages: [ingest]\n",  # stages as a list
+        "just text\n",  # a scalar
+        "stages: {\n",  # not YAML
+    ],
+)
+def test_check_of_a_mangled_dvc_yaml_is_one_line(tmp_path: Path, text: str) -> None:
+    root = make_project(tmp_path)
+    (root / "dvc.yaml").write_text(text)
+    with pytest.raises(PixelpipeError, match=r"^dvc.yaml is stale: dvc.yaml is not"):
+        compile_pipeline(load_pipeline(root, "pipelines/main.yaml"), check=True)
+
+
 def test_the_repository_dvc_yaml_is_current() -> None:
     root = HERE.parents[1]
     assert compile_pipeline(load_pipeline(root), check=True)

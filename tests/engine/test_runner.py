@@ -66,8 +66,9 @@ def test_ingest_then_custom_kind_with_config(root: Path) -> None:
     metrics = run_stage(root, "ingest", "pipelines/main.yaml", workers=1)
     assert metrics["samples"] == 38 and metrics["removed_by_reason"] == {"unreadable": 1}
     assert metrics["found"] == 39
+    assert metrics["digest"] == Dataset(root / "data" / "ingest").digest
     report = json.loads((root / "reports" / "ingest.json").read_text())
-    assert report["digest"] == Dataset(root / "data" / "ingest").digest
+    assert report["samples"] == 38 and "digest" not in report  # numbers only
     run_stage(root, "tag", "pipelines/main.yaml", workers=1)
     tagged = [s for s in Dataset(root / "data" / "tag").samples() if "small" in s.tags]
     assert tagged and all(s.width < 400 for s in tagged)
