@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pixelpipe import (
+    Category,
     Dataset,
     DatasetBuilder,
+    Plot,
     Sample,
     StageContext,
     StageParams,
@@ -19,6 +22,7 @@ from pixelpipe import (
 from pixelpipe.formats.export import ExportOptions, class_ids, export
 
 CLASS_MAP = "class_map.json"
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 class Params(StageParams):
@@ -36,7 +40,13 @@ class Params(StageParams):
     """Write COCO crowd boxes into YOLO labels (Ultralytics' own converter leaves them out)."""
 
 
-@stage("publish", params=Params)
+@stage(
+    "publish",
+    params=Params,
+    plots={
+        "instances": Plot(x="instances", y="class_split", title="instances per class and split")
+    },
+)
 def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
     """Write the dataset in each export format; the manifest passes through unchanged.
 
@@ -122,4 +132,31 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
         json.dumps(class_map, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     write_card(ctx, inputs, out, params)  # data/publish/README.md, the dataset card
-    return StageResult(output=out, metrics=metrics)
+    return StageResult(
+        output=out, metrics=metrics, plots={"instances": instances(samples, categories)}
+    )
+
+
+def instances(samples: list[Sample], categories: list[Category]) -> list[dict[str, Any]]:
+    """Rows of the instances plot: one per class and split, in class-map and split order.
+
+    Every class of the class map appears in every split that has images (zero included), so
+    two versions' plots line up row for row in ``dvc plots diff``.
+    """
+    counts: Counter[tuple[int, str]] = Counter()
+    splits: set[str] = set()
+    for sample in samples:
+        split = sample.split or "unassigned"
+        splits.add(split)
+        counts.update((a.category_id, split) for a in sample.annotations)
+    order = sorted(splits, key=lambda s: (SPLIT_ORDER.get(s, len(SPLIT_ORDER)), s))
+    return [
+        {
+            "class_split": f"{c.name} / {split}",
+            "class": c.name,
+            "split": split,
+            "instances": counts[(c.id, split)],
+        }
+        for c in sorted(categories, key=lambda c: c.id)
+        for split in order
+    ]

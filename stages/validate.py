@@ -16,6 +16,7 @@ from pixelpipe import (
     Dataset,
     DatasetBuilder,
     PixelpipeError,
+    Plot,
     Problem,
     StageContext,
     StageParams,
@@ -124,6 +125,7 @@ def _box_label(finding: Finding) -> tuple[tuple[Box, str], ...]:
     params=Params,
     configs={"rules": "the validation rule set, e.g. configs/validation/default.yaml"},
     config_checks={"rules": load_ruleset},
+    plots={"findings": Plot(x="findings", y="rule", title="findings per rule")},
 )
 def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
     """Check images and labels against a rule set; quarantine errors, apply fixes, report.
@@ -252,11 +254,16 @@ def _decide(
         summary.removed,
         f"{ctx.final_dir}/{REPORT_FILE}",
     )
-    return StageResult(output=out, metrics=_metrics(summary))
+    metrics, findings = _metrics(summary)
+    return StageResult(output=out, metrics=metrics, plots={"findings": findings})
 
 
-def _metrics(summary: ReportData) -> dict[str, Any]:
-    """``reports/validate.json``: counts per rule and severity, the class distribution."""
+def _metrics(summary: ReportData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``reports/validate.json`` (totals, the class distribution) and the findings plot.
+
+    The plot has a row per rule and severity, every rule of the rule set included (zero
+    findings too), in the rule order of ``docs/validate.md``.
+    """
     rules = summary.ruleset.rules
     per_rule = {
         rule: dict(summary.counts.get(rule, {})) or {rules[rule].severity: 0}
@@ -270,12 +277,16 @@ def _metrics(summary: ReportData) -> dict[str, Any]:
         "quarantined": summary.removed,
         "warned": summary.warned,
         "fixed": summary.fixed,
-        "rules": per_rule,
         "classes": dict(summary.classes),
     }
     if summary.unknown_classes:
         metrics["unknown_classes"] = {str(k): v for k, v in summary.unknown_classes.items()}
-    return metrics
+    findings = [
+        {"rule": rule, "severity": severity, "findings": count}
+        for rule, counts in per_rule.items()
+        for severity, count in sorted(counts.items())
+    ]
+    return metrics, findings
 
 
 class _Tally:

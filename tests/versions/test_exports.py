@@ -104,3 +104,32 @@ def test_every_export_change_is_named(
     change(copy)  # type: ignore[operator]
     with pytest.raises(PixelpipeError, match=message):
         Dataset(copy).verify()
+
+
+def test_dvc_plots_render_and_diff_across_versions(released: Path) -> None:
+    rows = json.loads((released / "reports/plots/publish/instances.json").read_text())
+    assert {"class_split", "class", "split", "instances"} <= set(rows[0])
+    shown = json.loads(sh(["dvc", "plots", "show", "--json"], released).stdout)
+    assert any("reports/plots/publish/instances.json" in key for key in shown)
+    diffed = json.loads(sh(["dvc", "plots", "diff", "v1", "v2", "--json"], released).stdout)
+    revisions = {
+        rev
+        for entries in diffed.values()
+        for entry in entries
+        for rev in entry.get("revisions", [])
+    }
+    assert {"v1", "v2"} <= revisions
+
+
+def test_metrics_hold_numbers_only(released: Path) -> None:
+    def leaves(value: object) -> list[object]:
+        if isinstance(value, dict):
+            return [leaf for v in value.values() for leaf in leaves(v)]
+        return [value]
+
+    for report in (released / "reports").glob("*.json"):
+        values = leaves(json.loads(report.read_text()))
+        assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in values), report
+    notes = json.loads((released / "data/publish/dataset.json").read_text()).get("notes", {})
+    assert "digest" not in json.loads((released / "reports/publish.json").read_text())
+    assert isinstance(notes, dict)
