@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,12 +11,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pixelpipe import (
     Dataset,
     DatasetBuilder,
+    Plot,
     StageContext,
     StageParams,
     StageResult,
@@ -25,8 +25,10 @@ from pixelpipe import (
 )
 from pixelpipe.imaging import hamming
 from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec, hash_chunk, to_words
-from stages._dedupe.decide import KeepPolicy, Member, conflict, keep_order
-from stages._dedupe.report import Box, ClusterView, ReportData, Shot, render
+from stages._dedupe.decide import KeepPolicy, conflict
+from stages._dedupe.group import Grouping, group
+from stages._dedupe.report import ClusterView, ReportData, Shot, render
+from stages._dedupe.views import boxes, chain_views, labels
 
 REPORT_FILE = "report.html"
 DUPLICATES_COLUMN = "duplicates"
@@ -50,24 +52,27 @@ class Params(StageParams):
     hash_size: Literal[4, 8, 16, 32] = 8
     """Bits per side of the hash: it has ``hash_size**2`` bits (8: 64 bits)."""
     max_distance: int = Field(default=DEFAULT_MAX_DISTANCE, ge=0)
-    """Largest Hamming distance between two hashes that still makes them duplicates. The
-    default, for 64-bit pHash, catches 99.9% of re-encoded, resized, grayscale, blurred
-    and re-lit copies and falsely pairs under 1% of look-alike product photos
-    (docs/dedupe.md); for hash_size 16 use about 32. Must be below half the bits."""
+    """Largest Hamming distance between two hashes that still makes them duplicates: a
+    sample is removed only as a copy of a kept sample within this distance. The default,
+    for 64-bit pHash, catches 99.9% of re-encoded, resized, grayscale, blurred and re-lit
+    copies and falsely pairs under 1% of look-alike product photos (docs/dedupe.md); for
+    hash_size 16 use about 32. Must be below half the bits."""
     invariant: bool = False
     """Also match copies that were flipped or turned by 90/180/270 degrees (hashes the
     eight orientations; the search costs about 25x more: 13 minutes at a million images
     on 2 cores). It also adds false matches: consider a lower ``max_distance``."""
     keep: KeepPolicy = "largest"
-    """Which copy of a cluster to keep: ``largest`` (most pixels, then most annotations),
+    """Which copy to keep: ``largest`` (most pixels, then most annotations),
     ``most_annotations`` (then most pixels) or ``first`` (by source path); ties go to the
-    first source path, then id."""
+    first source path, then id. Clusters form around the kept copy: copies of copies
+    further than ``max_distance`` from it are kept or start clusters of their own."""
     draft: bool = True
     """Let the JPEG decoder downscale before hashing (4x faster; 84% of hashes of real
     photos equal imagehash's, nearly all others differ by 2 bits). ``false``: decode at
     full size, exactly as imagehash."""
     report_clusters: int = Field(default=100, ge=0)
-    """Clusters shown with thumbnails in ``report.html`` (largest distances first)."""
+    """Clusters shown with thumbnails in ``report.html`` (largest distances first), and as
+    many chains cut into several clusters (largest first)."""
     histogram_sample: int = Field(default=2000, ge=0)
     """Images whose nearest-neighbour distance the report's histogram shows (all, up to
     this many; measured by brute force, so cost grows with this times the dataset)."""
@@ -84,23 +89,6 @@ class Params(StageParams):
         return self
 
 
-def _members(table: pa.Table, rows: list[int]) -> list[Member]:
-    part = table.take(pa.array(rows, type=pa.int64()))
-    counts = pc.fill_null(pc.list_value_length(part.column("annotations")), 0).to_pylist()
-    return [
-        Member(row, i, s, w, h, n)
-        for row, i, s, w, h, n in zip(
-            rows,
-            part.column("id").to_pylist(),
-            part.column("source").to_pylist(),
-            part.column("width").to_pylist(),
-            part.column("height").to_pylist(),
-            counts,
-            strict=True,
-        )
-    ]
-
-
 def _orientation(words: np.ndarray, removed: int, kept: int) -> str:
     """The turn that maps the removed image onto the kept one (for invariant hashes)."""
     forward = hamming.distance(words[removed], words[kept, 0][None])
@@ -111,7 +99,15 @@ def _orientation(words: np.ndarray, removed: int, kept: int) -> str:
     return _INVERSE.get(name, name)
 
 
-@stage("dedupe", params=Params)
+NEAREST_PLOT = "nearest_distance"
+_PLOTS = {
+    NEAREST_PLOT: Plot(
+        x="images", y="distance", title="distance of each image to its nearest other image"
+    )
+}
+
+
+@stage("dedupe", params=Params, plots=_PLOTS)
 def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
     """Remove exact and near-duplicate images, keeping one of each cluster; report them.
 
@@ -119,15 +115,18 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     default, the imagehash algorithms) within ``max_distance`` bits; each file is decoded
     once, at reduced size for JPEGs, and hashed in batches on the workers. All pairs within
     the threshold are found by a multi-index search whose cost does not grow with the square
-    of the dataset, and clusters are their connected components (union-find), so copies of
-    copies join one cluster. One sample per cluster is kept (``keep`` policy); the others
-    go to ``removed.parquet`` with reason ``duplicate``, ``duplicate_of`` (the kept id),
-    ``distance`` (to the kept sample; 0 for identical files) and ``conflict`` (how their
-    labels differ from the kept sample's, if they do: the kept sample keeps its own). The
+    of the dataset. Clusters form around the sample the ``keep`` policy prefers: it keeps
+    every remaining sample within ``max_distance`` of it, and the rest of a chain of copies
+    of copies forms clusters of its own, so a sample is only ever removed as a copy of one
+    it is within ``max_distance`` of. The removed samples go to ``removed.parquet`` with
+    reason ``duplicate``, ``duplicate_of`` (the kept id), ``distance`` (to the kept sample;
+    0 for identical files) and ``conflict`` (how their labels differ from the kept
+    sample's, if they do: the kept sample keeps its own). The
     hash is kept as a manifest column named after the algorithm (``phash``: big-endian
     bytes, ``.hex()`` is imagehash's string), with ``duplicates`` (copies removed).
     ``report.html`` in the output shows the clusters side by side with their distances, the
-    near misses, and a histogram of nearest distances to choose the threshold.
+    chains that were cut into several clusters, the near misses, and a histogram of nearest
+    distances to choose the threshold (also a DVC plot, ``nearest_distance``).
 
     ```yaml
     # pipelines/default.yaml
@@ -149,9 +148,18 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant)
     files = _distinct_files(table)
     hashes = _hash_and_search(table, files, spec, params, ctx)
+    grouping = group(
+        table,
+        files.of_row,
+        hashes.hashed,
+        hashes.words,
+        hashes.found,
+        params.max_distance,
+        params.keep,
+    )
     names = {c.id: c.name for c in dataset.categories}
     out = DatasetBuilder(dataset.categories)
-    decided = _decide(out, table, files, hashes, params, names, ctx.root)
+    decided = _decide(out, table, files, hashes, grouping, params, names, ctx.root)
     out.add_table(_manifest(table, files, hashes, decided, params, spec))
 
     unhashable = [
@@ -176,6 +184,9 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         "search": hashes.method,
         "clusters": len(clusters),
         "largest_cluster": max(clusters, default=0),
+        "chains_split": len(grouping.chains),
+        "largest_component": grouping.largest_component,
+        "max_removed_distance": int(grouping.distance[decided.removed].max(initial=0)),
         "exact_duplicates_removed": decided.exact,
         "near_duplicates_removed": decided.near,
         "duplicates_removed": decided.exact + decided.near,
@@ -190,12 +201,26 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         algorithm=params.algorithm,
         clusters=shown[: params.report_clusters],
         clusters_total=len(shown),
+        chains=chain_views(grouping, table, ctx.root, params.report_clusters),
+        chains_total=len(grouping.chains),
         unhashable=unhashable,
     )
     if hashes.hashed.size:
-        _nearest(data, params, hashes, files, table, ctx.root)
+        _nearest(data, params, hashes, files, grouping, table, ctx.root)
     (ctx.output_dir / REPORT_FILE).write_text(render(data), encoding="utf-8")
-    return StageResult(output=out, metrics=metrics)
+    plot = nearest_rows(data.nearest, params.max_distance)
+    return StageResult(output=out, metrics=metrics, plots={NEAREST_PLOT: plot})
+
+
+def nearest_rows(nearest: Sequence[int], threshold: int) -> list[dict[str, int]]:
+    """The DVC plot of the report's histogram: images at each nearest distance.
+
+    One row per distance from 0 to the largest observed (at least to ``threshold``), so
+    every measured image is counted once, at its own distance.
+    """
+    top = max([threshold, *nearest])
+    counts = np.bincount(np.asarray(nearest, dtype=np.int64), minlength=top + 1)
+    return [{"distance": d, "images": int(n)} for d, n in enumerate(counts.tolist())]
 
 
 @dataclass(frozen=True)
@@ -226,7 +251,7 @@ def _distinct_files(table: pa.Table) -> _Files:
 
 @dataclass(frozen=True)
 class _Hashes:
-    """Hashes of the distinct files and their clusters.
+    """Hashes of the distinct files and the pairs within the threshold.
 
     Attributes:
         codes: ``(files, orientations, nbytes)`` packed hashes (zeros where not hashed).
@@ -234,7 +259,7 @@ class _Hashes:
         hashed: The files that were hashed.
         words: Their codes as ``uint64`` words (rows follow ``hashed``).
         position: For each file, its row in ``words`` (-1 when not hashed).
-        label: For each file, its cluster: the smallest file index in it.
+        found: The search over ``words`` (``None`` when nothing was searched).
         method: How the search ran (``index``, ``brute``, ``none``).
         pair_count: Pairs of hashed files within the threshold.
     """
@@ -244,7 +269,7 @@ class _Hashes:
     hashed: I64
     words: npt.NDArray[np.uint64]
     position: I64
-    label: I64
+    found: hamming.SearchResult | None
     method: str
     pair_count: int
 
@@ -252,16 +277,15 @@ class _Hashes:
 def _hash_and_search(
     table: pa.Table, files: _Files, spec: HashSpec, params: Params, ctx: StageContext
 ) -> _Hashes:
-    """Hash each distinct file on the workers, find pairs within the threshold, cluster."""
+    """Hash each distinct file on the workers and find the pairs within the threshold."""
     count = len(files.first_row)
     codes = np.zeros((count, spec.orientations, spec.nbytes), dtype=np.uint8)
     errors: list[str | None] = [None] * count
-    label = np.arange(count, dtype=np.int64)
     position = np.full(count, -1, dtype=np.int64)
     nothing = np.zeros(0, dtype=np.int64)
     if not params.near or not count:
         words = np.zeros((0, spec.orientations, 1), dtype=np.uint64)
-        return _Hashes(codes, errors, nothing, words, position, label, "none", 0)
+        return _Hashes(codes, errors, nothing, words, position, None, "none", 0)
     images = table.column("image").to_pylist()
     paths = [str(ctx.root / images[row]) for row in files.first_row]
     work = functools.partial(hash_chunk, spec)
@@ -285,10 +309,8 @@ def _hash_and_search(
         map_chunks=ctx.executor.map_chunks,
         workers=ctx.executor.workers,
     )
-    if hashed.size:
-        label[hashed] = hashed[found.clusters()]
     return _Hashes(
-        codes, errors, hashed, words, position, label, found.plan.method, _pair_count(found)
+        codes, errors, hashed, words, position, found, found.plan.method, _pair_count(found)
     )
 
 
@@ -320,43 +342,39 @@ def _decide(
     table: pa.Table,
     files: _Files,
     hashes: _Hashes,
+    grouping: Grouping,
     params: Params,
     names: dict[int, str],
     root: Path,
 ) -> _Decided:
-    """Keep one sample per cluster; record the others in ``out`` as removed."""
-    groups: dict[int, list[int]] = defaultdict(list)
-    for row, cluster in enumerate(hashes.label[files.of_row].tolist()):
-        groups[cluster].append(row)
+    """Record every clustered sample but the kept one in ``out`` as removed, a copy of it."""
+    clusters: dict[int, list[int]] = {}
+    for row in sorted(grouping.members, key=lambda r: int(grouping.rank[r])):
+        clusters.setdefault(int(grouping.kept[row]), []).append(row)  # the kept row first
     count = table.num_rows
     decided = _Decided(np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64))
     annotations = table.column("annotations")
     images = table.column("image")
-    for rows in groups.values():
-        if len(rows) < 2:
-            continue
+    for kept_row, rows in sorted(clusters.items()):
         decided.cluster_sizes.append(len(rows))
-        members = sorted(_members(table, rows), key=lambda m: keep_order(m, params.keep))
-        kept = members[0]
+        kept = grouping.members[kept_row]
         kept_file = int(files.of_row[kept.index])
         kept_anns = annotations[kept.index].as_py() or []
         shots: list[tuple[int, str, Shot]] = []
-        for member in members[1:]:
+        for member in (grouping.members[row] for row in rows[1:]):
             other_file = int(files.of_row[member.index])
+            dist = int(grouping.distance[member.index])
             turned = "identity"
             if other_file == kept_file:
-                dist, how = 0, f"identical file (same sha256) as '{kept.id}'"
+                how = f"identical file (same sha256) as '{kept.id}'"
                 decided.exact += 1
             else:
                 a, b = int(hashes.position[other_file]), int(hashes.position[kept_file])
-                dist = int(hamming.pair_distances(hashes.words, np.array([a]), np.array([b]))[0])
                 if params.invariant:
                     turned = _orientation(hashes.words, a, b)
                 how = f"near-duplicate of '{kept.id}': {params.algorithm} distance {dist}"
                 if turned != "identity":
                     how += f" after {turned}"
-                if dist > params.max_distance:
-                    how += f" (over max_distance {params.max_distance}: linked via other copies)"
                 decided.near += 1
             other_anns = annotations[member.index].as_py() or []
             differs = conflict(
@@ -377,15 +395,15 @@ def _decide(
             caption = f"{member.id} · d={dist}"
             caption += " (identical file)" if other_file == kept_file else ""
             caption += f" · {turned}" if turned != "identity" else ""
-            caption += f" · {member.width}x{member.height} · {_labels(member.annotations)}"
+            caption += f" · {member.width}x{member.height} · {labels(member.annotations)}"
             path = root / images[member.index].as_py()
-            shot = Shot(path, caption, _boxes(other_anns, names), "drop", differs)
+            shot = Shot(path, caption, boxes(other_anns, names), "drop", differs)
             shots.append((dist, member.id, shot))
         shots.sort(key=lambda item: item[:2])
         keep_shot = Shot(
             root / images[kept.index].as_py(),
-            f"KEEP {kept.id} · {kept.width}x{kept.height} · {_labels(kept.annotations)}",
-            _boxes(kept_anns, names),
+            f"KEEP {kept.id} · {kept.width}x{kept.height} · {labels(kept.annotations)}",
+            boxes(kept_anns, names),
             "keep",
         )
         worst = shots[-1][0]
@@ -435,26 +453,18 @@ def _pair_count(found: hamming.SearchResult) -> int:
     return int((sizes * (sizes - 1) // 2).sum() + (sizes[pairs.i] * sizes[pairs.j]).sum())
 
 
-def _labels(count: int) -> str:
-    return "1 label" if count == 1 else f"{count} labels"
-
-
-def _boxes(annotations: list[dict[str, Any]], names: dict[int, str]) -> list[Box]:
-    return [
-        (tuple(a["bbox"]), names.get(a["category_id"], str(a["category_id"]))) for a in annotations
-    ]
-
-
 def _nearest(
     data: ReportData,
     params: Params,
     hashes: _Hashes,
     files: _Files,
+    grouping: Grouping,
     table: pa.Table,
     root: Path,
 ) -> None:
     """Fill the histogram of nearest distances and the near misses, from a sample."""
-    hashed, label = hashes.hashed, hashes.label
+    hashed = hashes.hashed
+    kept_for = grouping.kept[np.asarray(files.first_row, dtype=np.int64)]  # by file
     total = int(hashed.size)
     size = min(total, params.histogram_sample)
     if size == 0:
@@ -467,7 +477,7 @@ def _nearest(
     misses: dict[tuple[int, int], int] = {}
     for row, d, j in zip(rows.tolist(), dist.tolist(), other.tolist(), strict=True):
         a, b = int(hashed[row]), int(hashed[j]) if j >= 0 else -1
-        if low < d <= high and label[a] != label[b]:
+        if low < d <= high and kept_for[a] != kept_for[b]:
             misses[(min(a, b), max(a, b))] = d
     ids = table.column("id")
     images = table.column("image")

@@ -1,4 +1,4 @@
-"""The dedupe HTML report: clusters side by side, near misses, nearest-distance histogram.
+"""The dedupe HTML report: clusters side by side, chains cut, near misses, nearest distances.
 
 One self-contained page (thumbnails are data URIs, no timestamps), so reruns write the
 same bytes and the page opens from a CI artifact or a copied folder.
@@ -16,9 +16,11 @@ Box = tuple[tuple[float, float, float, float], str]
 
 _HIST_WIDTH = 720
 _PER_CLUSTER = 24  # thumbnails of removed copies shown per cluster
+_CLUSTERS_PER_CHAIN = 12
+_LINKS_PER_CHAIN = 20
 _HIST_HEIGHT = 200
 _STYLE = """<style>
-.cluster h3{font-size:14px;margin:18px 0 4px}.note{color:#a04000}
+.cluster h3{font-size:14px;margin:18px 0 4px}
 .card.conflict div{color:#a00}.pair{display:inline-flex;gap:10px;margin:6px 14px 6px 0;
 padding:8px;border:1px solid #eee;border-radius:6px;background:#fafafa}
 .dist{font-weight:bold}td.num{text-align:right}
@@ -53,6 +55,23 @@ class ClusterView:
     max_distance: int
 
 
+@dataclass(frozen=True)
+class ChainView:
+    """Copies of copies cut into several clusters (union-find would have made one).
+
+    Attributes:
+        samples: Samples in the chain.
+        clusters: Each cluster: its kept image, then its removed copies.
+        links: ``(id, cluster, id, cluster, distance, kept distance)``: pairs within the
+            threshold across two clusters, and how far apart those clusters' kept images
+            are (clusters numbered from 1 as shown).
+    """
+
+    samples: int
+    clusters: Sequence[ClusterView]
+    links: Sequence[tuple[str, int, str, int, int, int]]
+
+
 @dataclass
 class ReportData:
     """Everything the report shows.
@@ -67,6 +86,8 @@ class ReportData:
         sampled_of: How many distinct hashed images the sample was drawn from.
         clusters: The clusters shown.
         clusters_total: Clusters in all.
+        chains: The chains shown.
+        chains_total: Chains cut in all.
         near_misses: Pairs just above the threshold: ``(a, b, distance)``.
         unhashable: ``(id, error)`` of images that could not be hashed.
     """
@@ -80,6 +101,8 @@ class ReportData:
     sampled_of: int = 0
     clusters: Sequence[ClusterView] = ()
     clusters_total: int = 0
+    chains: Sequence[ChainView] = ()
+    chains_total: int = 0
     near_misses: Sequence[tuple[Shot, Shot, int]] = ()
     unhashable: Sequence[tuple[str, str]] = ()
     thumb_size: int = 192
@@ -165,19 +188,57 @@ def _clusters(data: ReportData) -> str:
         )
     for index, cluster in enumerate(data.clusters, 1):
         size = 1 + len(cluster.removed)
-        note = ""
-        if cluster.max_distance > data.threshold:
-            note = (
-                f' <span class="note">(distance {cluster.max_distance} exceeds max_distance: '
-                "linked through other copies)</span>"
-            )
-        cards = "".join(_card(data, s) for s in (cluster.kept, *cluster.removed[:_PER_CLUSTER]))
-        hidden = len(cluster.removed) - _PER_CLUSTER
-        if hidden > 0:
-            cards += f"<p class=muted>... and {hidden} more copies (see removed.parquet).</p>"
         parts.append(
             f'<div class="cluster"><h3>Cluster {index}: {size} images, largest distance '
-            f"{cluster.max_distance}{note}</h3><div class=row>{cards}</div></div>"
+            f"{cluster.max_distance}</h3>{_cards(data, cluster)}</div>"
+        )
+    return "".join(parts)
+
+
+def _cards(data: ReportData, cluster: ClusterView) -> str:
+    cards = "".join(_card(data, s) for s in (cluster.kept, *cluster.removed[:_PER_CLUSTER]))
+    hidden = len(cluster.removed) - _PER_CLUSTER
+    if hidden > 0:
+        cards += f"<p class=muted>... and {hidden} more copies (see removed.parquet).</p>"
+    return f"<div class=row>{cards}</div>"
+
+
+def _chains(data: ReportData) -> str:
+    if not data.chains:
+        return (
+            "<p>None: in every group of copies of copies, each image is within "
+            f"<code>max_distance</code> = {data.threshold} of the image kept.</p>"
+        )
+    parts = [
+        "<p class=muted>Images linked through copies of copies whose ends are more than "
+        f"<code>max_distance</code> = {data.threshold} apart. Each cluster keeps its first "
+        "image (by the <code>keep</code> policy) and removes only images within the threshold "
+        "of it; the others start clusters of their own. The links are the pairs within the "
+        "threshold that cross two clusters.</p>"
+    ]
+    if data.chains_total > len(data.chains):
+        parts.append(f"<p class=muted>Showing {len(data.chains)} of {data.chains_total}.</p>")
+    for index, chain in enumerate(data.chains, 1):
+        parts.append(
+            f'<div class="cluster"><h3>Chain {index}: {chain.samples} images cut into '
+            f"{len(chain.clusters)} clusters</h3>"
+        )
+        for number, cluster in enumerate(chain.clusters[:_CLUSTERS_PER_CHAIN], 1):
+            parts.append(f"<p>Cluster {number}:</p>{_cards(data, cluster)}")
+        hidden = len(chain.clusters) - _CLUSTERS_PER_CHAIN
+        if hidden > 0:
+            parts.append(f"<p class=muted>... and {hidden} more clusters.</p>")
+        rows = "".join(
+            f"<tr><td>{escape(a)}</td><td class=num>{ca}</td><td>{escape(b)}</td>"
+            f"<td class=num>{cb}</td><td class=num>{d}</td><td class=num>{k}</td></tr>"
+            for a, ca, b, cb, d, k in chain.links[:_LINKS_PER_CHAIN]
+        )
+        more = len(chain.links) - _LINKS_PER_CHAIN
+        tail = f"<p class=muted>... and {more} more links.</p>" if more > 0 else ""
+        parts.append(
+            "<table><tr><th>image</th><th>cluster</th><th>linked to</th><th>cluster</th>"
+            "<th>distance</th><th>kept images apart</th></tr>"
+            f"{rows}</table>{tail}</div>"
         )
     return "".join(parts)
 
@@ -223,6 +284,8 @@ def render(data: ReportData) -> str:
         + _histogram(data)
         + f"<h2>Duplicate clusters ({data.clusters_total})</h2>"
         + _clusters(data)
+        + f"<h2>Chains cut into several clusters ({data.chains_total})</h2>"
+        + _chains(data)
         + "<h2>Near misses</h2>"
         + _near_misses(data)
         + _unhashable(data)

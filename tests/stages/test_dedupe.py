@@ -14,10 +14,12 @@ import pytest
 import yaml
 from PIL import Image
 from pydantic import ValidationError
+from shell import sh
 
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample, write_dataset
 from pixelpipe.engine.runner import run_stage
-from pixelpipe.imaging.hashing import HashSpec, hash_files, to_hex
+from pixelpipe.imaging import hamming
+from pixelpipe.imaging.hashing import HashSpec, hash_files, to_hex, to_words
 from stages.dedupe import Params
 
 PIPELINE = "pipelines/dedupe_test.yaml"
@@ -193,6 +195,89 @@ def test_demo_duplicates_are_removed_with_reasons_and_reported(demo_project: Pat
     report = (demo_project / "data" / "dedupe" / "report.html").read_text()
     assert "Duplicate clusters (4)" in report and "data:image/jpeg;base64," in report
     assert "max_distance = 6" in report
+    assert "Chains cut into several clusters (0)" in report and metrics["chains_split"] == 0
+
+
+def test_nearest_distance_plot_counts_each_hashed_file_once_and_dvc_renders_it(
+    demo_project: Path,
+) -> None:
+    _setup(demo_project, {}, {})
+    run_stage(demo_project, "ingest", PIPELINE, workers=1)
+    metrics = _run(demo_project, {})
+    plot = demo_project / "reports" / "plots" / "dedupe" / "nearest_distance.json"
+    rows = json.loads(plot.read_text())
+    assert [r["distance"] for r in rows] == list(range(len(rows)))  # 0, 1, ... largest
+    assert sum(r["images"] for r in rows) == metrics["hashed"]  # cat_copy.jpg counted once
+    distinct = metrics["input_samples"] - metrics["exact_duplicates_removed"]
+    assert metrics["hashed"] == distinct - metrics["unhashable"]
+    # The same figures as the report's histogram: every file at distance 0 or more.
+    report = (demo_project / "data" / "dedupe" / "report.html").read_text()
+    within = sum(r["images"] for r in rows if r["distance"] <= 6)
+    assert f"have a near-duplicate ({within} of {metrics['hashed']})" in report
+    assert "text" not in json.dumps(rows)  # numbers only
+    sh(["pixelpipe", "compile", "--pipeline", PIPELINE], demo_project)
+    shown = json.loads(sh(["dvc", "plots", "show", "--json"], demo_project).stdout)
+    (chart,) = shown["data"]["reports/plots/dedupe/nearest_distance.json"]
+    values = chart["content"]["data"]["values"]
+    assert [(v["distance"], v["images"]) for v in values] == [
+        (r["distance"], r["images"]) for r in rows
+    ]
+
+
+CHAIN_PHOTO = "photos/clothing/00f6e504-7c27-438e-a5d7-bc65e557bb2b.jpg"
+
+
+@pytest.fixture
+def crops(project: Path, corpora: Path, tmp_path: Path) -> Path:
+    """Copies of copies of a real photo: cropped at the top left by 0, 3, 6, 9 and 12% of
+    each side (lossless PNG). pHash puts each 4 or 6 bits from the next, and the first 10,
+    16 and 20 bits from the third, fourth and fifth."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    with Image.open(corpora / CHAIN_PHOTO) as opened:
+        photo = opened.convert("RGB")
+    width, height = photo.size
+    for k in range(5):
+        box = (int(width * 0.03 * k), int(height * 0.03 * k), width, height)
+        photo.crop(box).save(folder / f"crop_{3 * k:02d}.png")
+    _setup(project, {"source": str(folder), "format": "images"}, {})
+    run_stage(project, "ingest", PIPELINE, workers=1)
+    return project
+
+
+def test_a_chain_of_copies_is_cut_so_no_image_is_removed_as_a_copy_of_one_far_from_it(
+    crops: Path,
+) -> None:
+    metrics = _run(crops, {"max_distance": 8})  # every link is within 8 (margin 2)
+    removed = _removed(crops)
+    # Union-find made one cluster of the five and removed crop_12 as a copy of crop_00 at
+    # distance 20. Now each cluster forms around the largest remaining image.
+    assert {i: r["duplicate_of"] for i, r in removed.items()} == {
+        "crop_03.png": "crop_00.png",
+        "crop_09.png": "crop_06.png",
+    }
+    assert _kept(crops) == ["crop_00.png", "crop_06.png", "crop_12.png"]
+    # Each recorded distance is the true distance to the kept image, within the threshold.
+    ingest = Dataset(crops / "data" / "ingest").table.select(["id", "image"]).to_pylist()
+    path = {r["id"]: crops / r["image"] for r in ingest}
+    for sample_id, row in removed.items():
+        batch = hash_files([path[sample_id], path[row["duplicate_of"]]])
+        true = int(hamming.pair_distances(to_words(batch.codes), np.array([0]), np.array([1]))[0])
+        assert row["distance"] == true <= 8, sample_id
+        assert row["detail"].endswith(f"distance {true}")
+    assert metrics["chains_split"] == 1 and metrics["largest_component"] == 5
+    assert metrics["clusters"] == 2 and metrics["largest_cluster"] == 2
+    assert metrics["max_removed_distance"] == 6 and metrics["duplicates_removed"] == 2
+    report = (crops / "data" / "dedupe" / "report.html").read_text()
+    assert "Chains cut into several clusters (1)" in report
+    assert "Chain 1: 5 images cut into 3 clusters" in report
+    chain = report[report.index("Chain 1:") : report.index("<h2>Near misses")]
+    assert chain.index("KEEP crop_00.png") < chain.index("crop_03.png · d=6")
+    assert chain.index("KEEP crop_06.png") < chain.index("crop_09.png · d=6")
+    assert "KEEP crop_12.png" in chain
+    # The links across clusters and how far apart the kept images are.
+    assert "<td>crop_03.png</td><td class=num>1</td><td>crop_06.png</td>" in chain
+    assert "<td>crop_09.png</td><td class=num>2</td><td>crop_12.png</td>" in chain
 
 
 def _copy(image: Image.Image, path: Path, quality: int = 90) -> None:
@@ -293,9 +378,12 @@ def test_results_are_identical_with_one_and_two_workers(handmade: Path) -> None:
         _run(handmade, {"invariant": True}, workers=workers)
         folder = handmade / "data" / "dedupe"
         outputs.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+        plots = handmade / "reports" / "plots" / "dedupe"
+        outputs[-1].update({p.name: p.read_bytes() for p in sorted(plots.iterdir())})
     assert outputs[0].keys() == {
         "categories.json",
         "dataset.json",
+        "nearest_distance.json",
         "removed.parquet",
         "report.html",
         "samples.parquet",

@@ -313,7 +313,9 @@ def test_report_has_per_class_counts_and_the_leak_check(tmp_path: Path) -> None:
     html = (root / "data" / "split" / "report.html").read_text()
     assert "Leak check: clean" in html and "person" in html
     metrics = json.loads((root / "reports" / "split.json").read_text())
-    assert metrics["leak_check"] == "clean"
+    assert "leak_check" not in metrics  # text: in dataset.json, not in the DVC metrics
+    info = json.loads((root / "data" / "split" / "dataset.json").read_text())
+    assert info["notes"]["leak_check"] == "clean"
     assert metrics["images_train"] + metrics["images_val"] + metrics["images_test"] == 30
 
 
