@@ -15,6 +15,8 @@ Rules:
   the same bucket through the same settings; DVC tracks it as an external dependency.
 - A local tree never leads outside its root: a symlink to a file or folder outside is
   not followed (it is reported, see :attr:`Tree.links_out`) unless ``follow_symlinks``.
+- Files are named by ids (:func:`pixelpipe.fileaccess.name_id`): a name that is not UTF-8
+  is written with ``%XX`` escapes; reads of remote trees retry transient failures.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from pixelpipe.errors import PixelpipeError, Problem
+from pixelpipe.errors import PixelpipeError, Problem, is_secret_param, url_userinfo
+from pixelpipe.fileaccess import FileAccess as FileAccess
+from pixelpipe.fileaccess import SourceUnavailable as SourceUnavailable
+from pixelpipe.fileaccess import name_id as name_id
+from pixelpipe.fileaccess import retrying
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SECRET_QUERY = re.compile(
-    r"(sig|signature|token|secret|password|passwd|pwd|key|credential|auth|x-amz-)", re.I
-)
 
 
 def is_url(location: str) -> bool:
@@ -52,21 +56,25 @@ def public_url(location: str) -> str:
     """
     if not is_url(location):
         return location
+    info = url_userinfo(location)
+    if info is not None:  # also a secret holding a "/", which urlsplit takes for the path
+        scheme, rest = location.split("://", 1)
+        location = f"{scheme}://{rest[len(info) + 1 :]}"
     parts = urlsplit(location)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def credential_problem(location: str) -> str | None:
     """Why ``location`` must not be written in params, or ``None`` when it is clean."""
     if not is_url(location):
         return None
-    parts = urlsplit(location)
-    if parts.password or (parts.username and parts.scheme not in ("ssh", "sftp")):
+    info = url_userinfo(location)
+    scheme = location.split("://", 1)[0].lower()
+    info = info if info is not None else urlsplit(location).netloc.rpartition("@")[0] or None
+    if info is not None and (":" in info or scheme not in ("ssh", "sftp")):
         return "the URL holds credentials; give them through the environment or a profile"
-    if parts.query and _SECRET_QUERY.search(parts.query):
+    query = location.partition("?")[2].partition("#")[0]
+    if any(is_secret_param(name) for name, _ in parse_qsl(query, keep_blank_values=True)):
         return "the URL's query looks like a signature or token; use the environment instead"
     return None
 
@@ -94,43 +102,7 @@ def join(folder: str, name: str) -> str | None:
     rel = safe_relative(name)
     if rel is None:
         return None
-    return posixpath.join(folder, rel) if folder else rel
-
-
-@dataclass(frozen=True)
-class FileAccess:
-    """Opens files of one tree; small and picklable, for worker processes.
-
-    Attributes:
-        fs: The fsspec filesystem.
-        root: The tree's root in ``fs`` terms (no trailing slash).
-        local_root: The root as a local path, for local trees.
-    """
-
-    fs: Any
-    root: str
-    local_root: Path | None = None
-
-    def fs_path(self, rel: str) -> str:
-        """The path of ``rel`` in ``fs`` terms."""
-        return f"{self.root}/{rel}" if rel else self.root
-
-    def local_path(self, rel: str) -> Path | None:
-        """The local path of ``rel``, or ``None`` for a remote tree."""
-        return self.local_root / rel if self.local_root is not None else None
-
-    def open(self, rel: str) -> IO[bytes]:
-        """Open ``rel`` for reading bytes."""
-        local = self.local_path(rel)
-        if local is not None:
-            return local.open("rb")
-        stream: IO[bytes] = self.fs.open(self.fs_path(rel), "rb")
-        return stream
-
-    def read_bytes(self, rel: str) -> bytes:
-        """The content of ``rel``."""
-        with self.open(rel) as stream:
-            return stream.read()
+    return name_id(posixpath.join(folder, rel) if folder else rel)
 
 
 @dataclass
@@ -240,14 +212,41 @@ class Tree:
         return "missing"
 
 
-def _walk_local(root: Path, follow_symlinks: bool) -> tuple[list[str], dict[str, str], int]:
+def _kind(entry: os.DirEntry[str]) -> str:
+    """``dir``, ``file``, ``broken`` (a symlink to nothing, or a loop) or a special file.
+
+    Symlinks are followed: a link to a FIFO is a FIFO.
+    """
+    try:
+        if entry.is_dir(follow_symlinks=True):
+            return "dir"
+        if entry.is_file(follow_symlinks=True):
+            return "file"
+        mode = entry.stat(follow_symlinks=True).st_mode
+    except OSError:  # a link to nothing, or "Too many levels of symbolic links"
+        return "broken"
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"))
+    return next((name for test, name in kinds if test(mode)), "device")
+
+
+def _walk_local(
+    root: Path, follow_symlinks: bool, shown: str
+) -> tuple[list[str], dict[str, str], int]:
+    """Files (ids of :func:`name_id`), links and special files not read, hidden count.
+
+    A symlink that leads nowhere is listed as a file (reading it fails, so it is
+    accounted for); FIFOs, sockets and devices are never read (a FIFO blocks forever).
+    """
     files: list[str] = []
     links_out: dict[str, str] = {}
     hidden = 0
     real_root = root.resolve()
 
     def inside(path: Path) -> bool:
-        return path.resolve().is_relative_to(real_root)
+        try:
+            return path.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a symlink loop: it leads nowhere, inside or out
+            return path.absolute().is_relative_to(root.absolute())
 
     def visit(folder: Path, rel: str, ancestors: frozenset[Path]) -> None:
         nonlocal hidden
@@ -260,8 +259,16 @@ def _walk_local(root: Path, follow_symlinks: bool) -> tuple[list[str], dict[str,
         except OSError as exc:
             links_out[rel or "."] = f"folder cannot be listed: {exc.strerror}"
             return
+        names = {entry.name for entry in entries}
         for entry in entries:
-            child = f"{rel}/{entry.name}" if rel else entry.name
+            name = name_id(entry.name)
+            child = f"{rel}/{name}" if rel else name
+            if name != entry.name and name in names:
+                raise PixelpipeError(
+                    f"{shown.rstrip('/')}/{child}: two files have this name, one written so "
+                    "and one whose name is not UTF-8 (written with %XX for its bytes); "
+                    "rename one of them"
+                )
             if entry.name.startswith("."):
                 hidden += 1
                 continue
@@ -269,10 +276,13 @@ def _walk_local(root: Path, follow_symlinks: bool) -> tuple[list[str], dict[str,
             if entry.is_symlink() and not follow_symlinks and not inside(path):
                 links_out[child] = "a symlink to a place outside the source folder"
                 continue
-            if entry.is_dir(follow_symlinks=True):
+            kind = _kind(entry)
+            if kind == "dir":
                 visit(path, child, ancestors)
-            elif entry.is_file(follow_symlinks=True):
+            elif kind in ("file", "broken"):
                 files.append(child)
+            else:
+                links_out[child] = f"a special file ({kind}), never read"
 
     visit(root, "", frozenset())
     return sorted(files), links_out, hidden
@@ -312,8 +322,15 @@ def open_filesystem(location: str, project: Path | None = None) -> tuple[Any, st
         return _dvc_remote_fs(location, project or Path.cwd())
     import fsspec
 
+    options: dict[str, Any] = {"skip_instance_cache": True}
+    if location.split("://", 1)[0].lower() in ("s3", "s3a") and not os.environ.get(
+        "AWS_MAX_ATTEMPTS"
+    ):
+        # One request per try: pixelpipe's retries (with backoff) are the ones that count,
+        # not botocore's five attempts inside each of them.
+        options["config_kwargs"] = {"retries": {"total_max_attempts": 1}}
     try:
-        fs, path = fsspec.core.url_to_fs(location, skip_instance_cache=True)
+        fs, path = fsspec.core.url_to_fs(location, **options)
     except (ImportError, ValueError) as exc:
         raise PixelpipeError(f"{public_url(location)}: cannot open: {exc}") from None
     return fs, str(path)
@@ -357,10 +374,12 @@ def open_tree(
             hint = None
         if not path.is_dir():
             raise PixelpipeError(f"source folder not found: {shown}")
-        listed, escaping, hidden_count = _walk_local(path, follow_symlinks)
+        listed, escaping, hidden_count = _walk_local(path, follow_symlinks, shown)
         import fsspec.implementations.local
 
-        access = FileAccess(fsspec.implementations.local.LocalFileSystem(), str(path), path)
+        access = FileAccess(
+            fsspec.implementations.local.LocalFileSystem(), str(path), path, shown.rstrip("/")
+        )
         return Tree(access, shown.rstrip("/") or shown, listed, escaping, hidden_count, hint)
     fs, root = open_filesystem(location, project or base)
     root = root.rstrip("/")
@@ -387,16 +406,25 @@ def open_tree(
         files.append(rel)
     if not files and not links_out:
         raise PixelpipeError(f"source not found or empty: {shown}")
-    return Tree(FileAccess(fs, root), shown.rstrip("/"), files, links_out, hidden, hint)
+    access = FileAccess(fs, root, None, shown.rstrip("/"))
+    return Tree(access, shown.rstrip("/"), files, links_out, hidden, hint)
 
 
 def _find(fs: Any, root: str, shown: str) -> list[str]:
-    """Every file below ``root`` (or ``[root]`` when it is a file), sorted."""
-    try:
+    """Every file below ``root`` (or ``[root]`` when it is a file), sorted.
+
+    Transient failures are retried (:func:`pixelpipe.fileaccess.retrying`).
+    """
+
+    def find() -> list[str]:
         found = fs.find(root, withdirs=False, detail=False)
-        if not found and fs.isfile(root):
-            found = [root]
-    except Exception as exc:  # network, permission, missing bucket...
+        return list(found) if found or not fs.isfile(root) else [root]
+
+    try:
+        found = retrying(f"listing {shown}", find)
+    except PixelpipeError:
+        raise
+    except Exception as exc:  # permission, missing bucket...
         raise PixelpipeError(
             f"cannot list {shown}: {type(exc).__name__}: {_clean_message(str(exc))}"
         ) from None

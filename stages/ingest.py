@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,10 +38,28 @@ from pixelpipe.formats.base import (
     sample_id,
     to_pixels,
 )
-from pixelpipe.formats.pixels import Probe, orient_annotations, probe, upright
-from pixelpipe.sources import FileAccess, credential_problem, open_tree
+from pixelpipe.formats.pixels import (
+    DEFAULT_MAX_PIXELS,
+    ImageChecks,
+    check_image,
+    orient_annotations,
+    pillow_warnings,
+    upright,
+    warnings_line,
+)
+from pixelpipe.sources import (
+    FileAccess,
+    SourceUnavailable,
+    credential_problem,
+    name_id,
+    open_tree,
+)
 
 ORIENTATION_COLUMN = "exif_orientation"
+_OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+"""Failures to write the output, which stop the stage (not the image's fault)."""
+WARNINGS_LOGGED = 50
+"""Images whose Pillow warnings are logged one line each; the rest are counted."""
 
 
 class Params(StageParams):
@@ -63,7 +83,7 @@ class Params(StageParams):
     """Follow symlinks that lead outside ``source`` (removed as ``unsafe_path`` by default)."""
     extensions: list[str] = list(IMAGE_EXTENSIONS)
     """File endings that are images; other files are counted as ignored, never read."""
-    max_pixels: int = 89_478_485
+    max_pixels: int = DEFAULT_MAX_PIXELS
     """Images with more pixels are removed as ``too_large`` before decoding (bomb guard)."""
     decode: bool = False
     """Fully decode every image to catch truncated files here (``validate`` also does this)."""
@@ -94,70 +114,74 @@ class _Work:
 
 @dataclass(frozen=True)
 class _Settings:
-    max_pixels: int
-    decode: bool
-    label_frame: str
+    checks: ImageChecks
     jpeg_quality: int
 
 
-def _frame(probed: Probe, work: _Work, setting: str) -> str | tuple[str, str]:
-    """``stored`` or ``displayed``: the frame the labels are in, or a ``size_mismatch``.
+def _removal(work: _Work, reason: str, detail: str) -> dict[str, Any]:
+    return {"id": work.id, "reason": reason, "detail": detail}
 
-    A declared size that is neither the displayed nor the stored one means the labels
-    were drawn on another version of the image: their boxes cannot be trusted, so the
-    sample is removed, unless it has no labels (then the file's size is simply used).
-    """
-    declared = (work.width, work.height)
-    stored = (probed.width, probed.height)
-    displayed = probed.displayed
-    if work.width is None or work.height is None or not work.annotations:
-        # No declared size, or no label whose place depends on it: the file's size wins.
-        return "stored" if setting == "stored" else "displayed"
-    if setting == "auto":
-        if declared == displayed:
-            return "displayed"
-        if declared == stored:
-            return "stored"
-    elif declared == (stored if setting == "stored" else displayed):
-        return setting
-    shown = f"{displayed[0]}x{displayed[1]}"
-    if probed.orientation != 1:
-        shown += f" as displayed, {stored[0]}x{stored[1]} as stored (EXIF {probed.orientation})"
-    return (
-        "size_mismatch",
-        f"{work.origin} says {work.width}x{work.height}, the image is {shown}",
-    )
+
+def _download(access: FileAccess, store: ImageStore, work: _Work) -> Path:
+    """A remote image copied once into the output folder, to be read locally."""
+    incoming = store.write_dir / "images" / f".download-{os.getpid()}-{id(work)}"
+    incoming.parent.mkdir(parents=True, exist_ok=True)
+    with access.open(work.path) as stream, incoming.open("wb") as out:
+        while block := stream.read(1 << 20):
+            out.write(block)
+    return incoming
 
 
 def _one(access: FileAccess, store: ImageStore, settings: _Settings, work: _Work) -> dict[str, Any]:
+    """Check, orient and store one image; a removal when it is not usable.
+
+    Only failures to read the image remove it; a source that fails for good
+    (:class:`SourceUnavailable`) and failures to write the output stop the stage.
+    """
     local = access.local_path(work.path)
     incoming: Path | None = None
     try:
         if local is None:  # remote: download once, then read locally
-            incoming = store.write_dir / "images" / f".download-{os.getpid()}-{id(work)}"
-            incoming.parent.mkdir(parents=True, exist_ok=True)
-            with access.open(work.path) as stream, incoming.open("wb") as out:
-                while block := stream.read(1 << 20):
-                    out.write(block)
-            local = incoming
-        probed = probe(local, settings.max_pixels, settings.decode)
-        if isinstance(probed, tuple):
-            return {"id": work.id, "reason": probed[0], "detail": probed[1]}
-        frame = _frame(probed, work, settings.label_frame)
-        if isinstance(frame, tuple):
-            return {"id": work.id, "reason": frame[0], "detail": frame[1]}
-        stored_size = (probed.width, probed.height)
-        size = stored_size if frame == "stored" else probed.displayed
-        annotations = to_pixels(work.annotations, *size) if work.normalized else work.annotations
-        if frame == "stored":
-            annotations = orient_annotations(annotations, probed.orientation, *stored_size)
+            try:
+                incoming = local = _download(access, store, work)
+            except FileNotFoundError:
+                return _removal(work, "missing", "gone since the source was listed")
+            except OSError as exc:
+                return _removal(work, "unreadable", f"{type(exc).__name__}: {exc}")
+        checked = check_image(
+            local, settings.checks, (work.width, work.height), bool(work.annotations), work.origin
+        )
+        if isinstance(checked, tuple):
+            return _removal(work, *checked)
+        probed = checked.probe
+        annotations = work.annotations
+        if work.normalized:
+            annotations = to_pixels(annotations, *checked.label_size)
+        if checked.frame == "stored":
+            annotations = orient_annotations(
+                annotations, probed.orientation, probed.width, probed.height
+            )
+        said = list(probed.warnings)
         if probed.orientation != 1:
-            data, ext = upright(local, settings.jpeg_quality)
-            image, sha = store.put_bytes(data, ext)
-        else:
-            image, sha = store.put_file(local, Path(work.path).suffix)
-    except OSError as exc:
-        return {"id": work.id, "reason": "unreadable", "detail": f"{type(exc).__name__}: {exc}"}
+            try:
+                with pillow_warnings() as more:
+                    data, ext = upright(local, settings.jpeg_quality)
+            except PixelpipeError:
+                raise
+            except Exception as exc:  # a photo whose header read but whose pixels do not
+                return _removal(work, "unreadable", f"{type(exc).__name__}: {exc}")
+            said += [m for m in more if m not in said]
+        try:
+            if probed.orientation != 1:
+                image, sha = store.put_bytes(data, ext)
+            else:
+                image, sha = store.put_file(local, Path(work.path).suffix)
+        except FileNotFoundError:
+            return _removal(work, "missing", "gone since the source was listed")
+        except OSError as exc:
+            if exc.errno in _OUTPUT_FULL:
+                raise PixelpipeError(f"cannot write {store.write_dir}: {exc.strerror}") from None
+            return _removal(work, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
     finally:
         if incoming is not None:
             incoming.unlink(missing_ok=True)
@@ -169,8 +193,9 @@ def _one(access: FileAccess, store: ImageStore, settings: _Settings, work: _Work
         "width": width,
         "height": height,
         "orientation": probed.orientation,
-        "frame": frame,
+        "frame": checked.frame,
         "annotations": annotations,
+        "warnings": said,
     }
 
 
@@ -189,7 +214,7 @@ def _ingest_chunk(
     The chunk function of the first ingest, kept for the executor tests and benchmarks.
     """
     access = FileAccess(None, "/", Path("/"))
-    settings = _Settings(max_pixels, decode, "auto", 95)
+    settings = _Settings(ImageChecks(max_pixels, decode), 95)
     return [
         _one(
             access,
@@ -224,9 +249,14 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     deepest folder holding every image (for COCO, the ``file_name`` values).
 
     Reasons for removal: ``unreadable``, ``truncated`` (with ``decode``), ``too_large``,
-    ``missing`` (listed, or a label file, without its image), ``unlisted`` (an image no
-    COCO/VOC file lists), ``unsafe_path`` (a name or symlink that escapes the source),
-    ``size_mismatch`` (the labels' declared size is not the image's).
+    ``missing`` (listed, or a label file, without its image; a link to nothing; a file
+    gone since the listing), ``unlisted`` (an image no COCO/VOC file lists), ``unsafe_path``
+    (a name or symlink that escapes the source, a FIFO or other special file),
+    ``size_mismatch`` (the labels' declared size is not the image's). A file name that is
+    not UTF-8 is kept, its id written with ``%XX`` escapes (see docs/formats.md). Pillow's
+    warnings about an image (broken EXIF...) are one log line per image, counted in
+    ``image_warnings``. A source that fails for good (a bucket that went away, after
+    retries) stops the stage in one line; nothing is written.
 
     ```yaml
     # pipelines/default.yaml
@@ -268,7 +298,8 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     removed: dict[str, tuple[str, str, str]] = {}
 
     def remove(sid: str, reason: str, detail: str, source: str) -> None:
-        removed.setdefault(sid, (reason, detail, source))
+        # Names from label files may hold text no manifest can store (JSON's "\\udcff").
+        removed.setdefault(name_id(sid), (reason, name_id(detail), name_id(source)))
 
     folder = id_folder(labels, extensions)
     for removal in labels.removed:
@@ -306,14 +337,16 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     found = len(work) + len(removed)
     items = {w.id: w for w in work}
     splits = {item.image: item.split for item in labels.items}
-    settings = _Settings(params.max_pixels, params.decode, params.label_frame, params.jpeg_quality)
-    chunk = functools.partial(_ingest_work, tree.access, ctx.images, settings)
-    rotated = stored_frame = 0
+    checks = ImageChecks(params.max_pixels, params.decode, params.label_frame)
+    chunk = functools.partial(
+        _ingest_work, tree.access, ctx.images, _Settings(checks, params.jpeg_quality)
+    )
+    rotated = stored_frame = warned = 0
     with ctx.progress(len(work), "reading images") as advance:
         results = ctx.executor.map_chunks(
             chunk, work, chunk_size(len(work), ctx.executor.workers, 64), advance
         )
-        for result in results:
+        for result in _until_the_source_fails(results, ctx.stage):
             sid = result["id"]
             one = items[sid]
             if "reason" in result:
@@ -321,6 +354,10 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
                 continue
             rotated += result["orientation"] != 1
             stored_frame += result["frame"] == "stored" and result["orientation"] != 1
+            if result["warnings"]:
+                warned += 1
+                if warned <= WARNINGS_LOGGED:
+                    ctx.log.warning("%s: %s: %s", ctx.stage, sid, warnings_line(result["warnings"]))
             out.add(
                 Sample(
                     id=sid,
@@ -336,6 +373,12 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
             )
     for sid, (reason, detail, source) in sorted(removed.items()):
         out.remove(sid, reason, detail, source=source or None)
+    if warned > WARNINGS_LOGGED:
+        ctx.log.warning(
+            "%s: %d more images with Pillow warnings (image_warnings in the metrics)",
+            ctx.stage,
+            warned - WARNINGS_LOGGED,
+        )
     images_listed = sum(1 for f in tree.files if has_extension(f, extensions))
     ctx.log.info("%s: read as %s", tree.display, labels.format)
     metrics: dict[str, Any] = {
@@ -345,9 +388,20 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         "ignored_files": len(tree.files) - images_listed,
         "exif_rotated": rotated,
         "labels_moved_with_exif": stored_frame,
+        "image_warnings": warned,
         **dict(itertools.islice(sorted(labels.notes.items()), 20)),
     }
     return StageResult(output=out, metrics=metrics, expected=found)
+
+
+def _until_the_source_fails(
+    results: Iterator[dict[str, Any]], stage_name: str
+) -> Iterator[dict[str, Any]]:
+    """The workers' results; a source that fails for good stops the stage in one line."""
+    try:
+        yield from results
+    except SourceUnavailable as exc:
+        raise PixelpipeError(f"{stage_name}: {exc}; nothing was written") from None
 
 
 def _source_uri(uri: str, root: Path) -> str:

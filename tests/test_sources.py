@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,8 @@ PUBLIC = [
     ("data/raw", "data/raw"),
     # a DVC remote URL keeps its name and path
     ("remote://store/sets/a", "remote://store/sets/a"),
+    # a secret holding a "/" (AWS secret keys may) is user info, not a host and a path
+    ("s3://AKIAEXAMPLE:wJalr/K7MDENG@bucket/x", "s3://bucket/x"),
 ]
 
 
@@ -66,6 +69,12 @@ CREDENTIALS = [
     ("https://host/a?token=abc", "signature or token"),
     # a SAS signature
     ("https://acct.blob.core.windows.net/c?sig=abc&se=1", "signature or token"),
+    # a presigned S3 URL
+    ("https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-Signature=abc", "signature or token"),
+    # a secret holding a "/", which urlsplit reads as a host "KEY" with port "wJalr"
+    ("s3://AKIAEXAMPLE:wJalr/K7MDENG@bucket/x", "holds credentials"),
+    # a query that names no credential
+    ("s3://bucket/key?versionId=3", None),
     # clean URLs and paths
     ("s3://bucket/prefix", None),
     ("data/raw/demo", None),
@@ -240,3 +249,201 @@ def test_http_folder_with_a_listing(http_root: str) -> None:
 def test_a_missing_filesystem_package_is_named() -> None:
     with pytest.raises(PixelpipeError, match=r"gs://bucket/x: cannot open: .*gcsfs"):
         open_tree("gs://bucket/x")
+
+
+# Names as bytes on disk -> the expected id. Names that are UTF-8 are their id; the bytes of
+# a name that is not are %XX, and its own % is %25 (urllib.parse.unquote_to_bytes reverses it).
+NAMES = [
+    # not UTF-8 (Latin-1 bytes, a lone continuation byte)
+    (b"bad\xff\xfename.jpg", "bad%FF%FEname.jpg"),
+    # a folder whose name is not UTF-8
+    (b"caf\xe9/photo.jpg", "caf%E9/photo.jpg"),
+    # a % in a name that is not UTF-8 is escaped too, so the id reverses exactly
+    (b"50%\xff.jpg", "50%25%FF.jpg"),
+    # UTF-8 names are their id, % and escape-looking text included
+    ("100% ü.jpg".encode(), "100% ü.jpg"),
+    (b"caf%E9.jpg", "caf%E9.jpg"),
+]
+
+
+def test_names_that_are_not_utf8_get_reversible_ids(tmp_path: Path) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for raw, _ in NAMES:
+        path = os.fsencode(root) + b"/" + raw
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(raw)
+    tree = open_tree(str(root))
+    assert tree.files == sorted(expected for _, expected in NAMES)
+    for raw, expected in NAMES:
+        assert tree.read_bytes(expected) == raw, expected
+        assert tree.status(expected) == "ok"
+        expected.encode("utf-8")  # a valid string: parquet, JSON and logs can hold it
+        if not _is_utf8(raw):
+            assert unquote_to_bytes(expected) == raw
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_name_ids_are_unique_and_leave_text_names_alone() -> None:
+    import itertools
+    import random
+    from urllib.parse import unquote_to_bytes
+
+    from pixelpipe.sources import name_id
+
+    alphabet = [b"a", b"%", b"E", b"9", b"2", b"5", b"\xc3", b"\xa9", b"\xe9", b"\xff", b"\x80"]
+    names = {b"".join(p) for n in range(1, 5) for p in itertools.product(alphabet, repeat=n)}
+    generator = random.Random(11)
+    names |= {
+        bytes(generator.randrange(1, 256) for _ in range(8)).replace(b"/", b"_")
+        for _ in range(3000)
+    }
+    ids: dict[str, set[bytes]] = {}
+    for raw in sorted(names):
+        got = name_id(os.fsdecode(raw))
+        got.encode("utf-8")
+        if _is_utf8(raw):
+            assert got == raw.decode("utf-8"), raw
+        else:
+            assert unquote_to_bytes(got) == raw, raw
+        ids.setdefault(got, set()).add(raw)
+    # Two names share an id only as text that reads like the other's escape (a%FF beside the
+    # bytes a\xff): a listing refuses that pair (next test).
+    for got, raws in ids.items():
+        if len(raws) > 1:
+            text, escaped = sorted(raws, key=_is_utf8, reverse=True)
+            assert len(raws) == 2 and _is_utf8(text) and not _is_utf8(escaped), raws
+            assert unquote_to_bytes(got) == escaped and text.decode() == got
+    assert sum(len(r) > 1 for r in ids.values()) > 0, "the pairs the listing refuses exist"
+
+
+def test_a_name_escaped_like_its_neighbour_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "bad%FF.jpg").write_bytes(b"x")
+    with open(os.fsencode(root) + b"/bad\xff.jpg", "wb") as out:
+        out.write(b"y")
+    with pytest.raises(PixelpipeError, match=r"root/bad%FF\.jpg: two files have this name"):
+        open_tree(str(root))
+
+
+def test_broken_links_loops_and_pipes_never_stop_a_listing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"x")
+    (root / "loop.jpg").symlink_to("loop.jpg")
+    (root / "dangling.jpg").symlink_to("gone.jpg")
+    (root / "sub").mkdir()
+    (root / "sub" / "up").symlink_to("..")
+    os.mkfifo(root / "pipe.jpg")
+    (root / "to_pipe.jpg").symlink_to("pipe.jpg")
+    tree = open_tree(str(root))
+    # links that lead nowhere are listed: reading them fails, so they are accounted for
+    assert tree.files == ["a.jpg", "dangling.jpg", "loop.jpg"]
+    # reading a FIFO would wait forever
+    assert tree.links_out == {
+        "pipe.jpg": "a special file (FIFO), never read",
+        "to_pipe.jpg": "a special file (FIFO), never read",
+    }
+    with pytest.raises(PixelpipeError, match=r"root/loop\.jpg: cannot read: OSError"):
+        tree.read_bytes("loop.jpg")
+
+
+@pytest.fixture
+def proxied_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The moto bucket reached through a proxy the test can cut."""
+    from urllib.parse import urlsplit
+
+    from flaky import Proxy
+
+    parts = urlsplit(s3_endpoint)
+    proxy = Proxy((str(parts.hostname), int(parts.port or 80)))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        yield proxy
+    finally:
+        proxy.cut()
+
+
+def test_a_bucket_that_goes_away_is_one_error_after_retries(proxied_s3: Any) -> None:
+    from pixelpipe.sources import SourceUnavailable
+
+    tree = open_tree("s3://bucket/sets/a")
+    proxied_s3.cut()
+    with pytest.raises(
+        SourceUnavailable,
+        match=r"^reading s3://bucket/sets/a/one\.jpg failed after 4 tries \(Connection refused\)$",
+    ):
+        tree.read_bytes("one.jpg")
+
+
+def test_a_missing_object_is_not_retried(proxied_s3: Any, s3_endpoint: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}, skip_instance_cache=True)
+    fs.pipe("bucket/gone/a.jpg", b"a")
+    fs.pipe("bucket/gone/b.jpg", b"b")
+    tree = open_tree("s3://bucket/gone")
+    fs.rm("bucket/gone/b.jpg")
+    before = len(proxied_s3.requests)
+    with pytest.raises(FileNotFoundError):
+        tree.access.read_bytes("b.jpg")
+    assert [r for r in proxied_s3.requests[before:] if "b.jpg" in r] == ["GET /bucket/gone/b.jpg"]
+
+
+@pytest.fixture
+def busy_http(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server that answers 503 four times for each file, then serves it."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "a.jpg").write_bytes(b"jpeg bytes")
+    seen: list[str] = []
+
+    class Busy(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            if not self.path.endswith(".jpg") or seen.count(self.path) > 4:
+                super().do_GET()
+            else:
+                self.send_error(503, "Slow Down")
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Busy, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_busy_server_is_retried_with_backoff(busy_http: tuple[str, list[str]]) -> None:
+    import time
+
+    url, seen = busy_http
+    tree = open_tree(f"{url}/set/")
+    assert tree.files == ["a.jpg"]
+    started = time.monotonic()
+    assert tree.read_bytes("a.jpg") == b"jpeg bytes"
+    # fsspec asks for the size with a HEAD, then a GET: 2 tries of 2 refused, then 2 served
+    assert seen.count("/set/a.jpg") == 6
+    assert time.monotonic() - started >= 0.5 + 1.0, "waits 0.5 s, then 1 s, between tries"

@@ -7,6 +7,10 @@ workers or on the executor. Choose with ``--executor``/``PIXELPIPE_EXECUTOR``:
   (1 runs in-process);
 - ``dask``: a ``distributed.LocalCluster`` on loopback with that many workers;
 - ``dask://HOST:PORT`` or ``tcp://HOST:PORT``: an existing Dask scheduler.
+
+A :class:`~pixelpipe.errors.PixelpipeError` raised in a worker (a user mistake, a source
+that went away) travels back as a value and is raised in the parent as itself, with its
+problems, and nothing else: no worker traceback is chained to it or logged by Dask.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from pixelpipe.errors import PixelpipeError
+from pixelpipe.errors import PixelpipeError, Problem
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -88,6 +93,34 @@ class SerialExecutor:
         """Nothing to release."""
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A :class:`PixelpipeError` raised by a chunk in a worker, carried back as a value."""
+
+    kind: type[PixelpipeError]
+    problems: list[Problem]
+
+    def error(self) -> PixelpipeError:
+        """The error, as it was raised."""
+        try:
+            return self.kind(self.problems)
+        except TypeError:  # a subclass built differently
+            return PixelpipeError(self.problems)
+
+
+@dataclass(frozen=True)
+class _Carried:
+    """``fn`` for a worker: a :class:`PixelpipeError` it raises is returned as :class:`_Refused`."""
+
+    fn: Callable[[list[Any]], list[Any]]
+
+    def __call__(self, chunk: list[Any]) -> list[Any] | _Refused:
+        try:
+            return self.fn(chunk)
+        except PixelpipeError as exc:
+            return _Refused(type(exc), exc.problems)
+
+
 def _pipelined(
     submit: Callable[[list[T]], Any],
     items: Sequence[T],
@@ -102,7 +135,10 @@ def _pipelined(
     )
     while pending:
         chunk, future = pending.popleft()
-        result: list[R] = _checked(chunk, future.result())
+        returned = future.result()
+        if isinstance(returned, _Refused):
+            raise returned.error()
+        result: list[R] = _checked(chunk, returned)
         following = next(chunks, None)
         if following is not None:
             pending.append((following, submit(following)))
@@ -132,8 +168,9 @@ class ProcessExecutor:
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[R]:
         """See :meth:`Executor.map_chunks`."""
+        carried = _Carried(fn)
         return _pipelined(
-            lambda chunk: self._pool.submit(fn, chunk),
+            lambda chunk: self._pool.submit(carried, chunk),
             items,
             chunk_size,
             2 * self.workers,
@@ -169,6 +206,12 @@ class DaskExecutor:
         else:
             self._client = Client(address)  # type: ignore[no-untyped-call]
         self.workers = max(1, len(self._client.scheduler_info().get("workers", {})) or workers)
+        self._running: list[Any] = []
+
+    def _submit(self, fn: Callable[[list[Any]], Any], chunk: list[Any]) -> Any:
+        future = self._client.submit(fn, chunk, pure=False)
+        self._running = [f for f in self._running if not f.done()] + [future]
+        return future
 
     def map_chunks(
         self,
@@ -178,8 +221,9 @@ class DaskExecutor:
         on_chunk: Callable[[int], None] | None = None,
     ) -> Iterator[R]:
         """See :meth:`Executor.map_chunks`."""
+        carried = _Carried(fn)
         return _pipelined(
-            lambda chunk: self._client.submit(fn, chunk, pure=False),
+            lambda chunk: self._submit(carried, chunk),
             items,
             chunk_size,
             2 * self.workers,
@@ -187,7 +231,16 @@ class DaskExecutor:
         )
 
     def close(self) -> None:
-        """Close the client and any cluster this executor started."""
+        """Close the client and any cluster this executor started.
+
+        Chunks still running are let finish first, as the process pool does: a task
+        cancelled by closing makes Dask log a warning.
+        """
+        from distributed import wait
+
+        running = [f for f in self._running if not f.done()]
+        if running:
+            wait(running)  # type: ignore[no-untyped-call]
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()

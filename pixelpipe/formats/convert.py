@@ -2,12 +2,16 @@
 
 ``pixelpipe convert SRC DST --to FORMAT [--from FORMAT]`` reads ``SRC`` (a folder, a
 label file, or any fsspec URL) with the same readers as ``ingest`` and writes ``DST``
-with the same writers as ``publish``. Pixels are copied as they are (EXIF orientation
-included: this is not an ingest), so image sizes are the displayed sizes, as the
-readers' conventions expect. An image that is not there still gets its labels written
-when its size is known from the labels (a VOC ``<size>``, a COCO ``width``); otherwise
-it is skipped and reported. ``DST`` is written into a temporary folder and renamed into
-place, so it is never half written.
+with the same writers as ``publish``. Every image found goes through the same gate as at
+ingest (:func:`pixelpipe.formats.pixels.check_image`: identified by Pillow, within the
+pixel limit, its declared size its own): an image that fails is skipped with ingest's
+reason (``unreadable``, ``too_large``, ``size_mismatch``...) and never copied. Pixels are
+copied as they are (EXIF orientation included: this is not an ingest), so image sizes are
+the displayed sizes, as the readers' conventions expect, and labels drawn on the stored
+pixels of an EXIF photo are moved to the displayed frame. An image that is not there
+still gets its labels written when its size is known from the labels (a VOC ``<size>``, a
+COCO ``width``); otherwise it is skipped and reported. ``DST`` is written into a temporary
+folder and renamed into place, so it is never half written.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +35,13 @@ from pixelpipe.formats.base import (
     to_pixels,
 )
 from pixelpipe.formats.export import EXPORT_FORMATS, ExportOptions, export
-from pixelpipe.formats.pixels import probe
-from pixelpipe.sources import Tree, open_tree
-
-MAX_PIXELS = 89_478_485
+from pixelpipe.formats.pixels import (
+    ImageChecks,
+    check_image,
+    orient_annotations,
+    warnings_line,
+)
+from pixelpipe.sources import Tree, name_id, open_tree
 
 
 @dataclass
@@ -49,6 +57,8 @@ class Report:
         counts: The writer's counts (clipped boxes...).
         warnings: Sentences from the reader.
         categories: The class map.
+        image_warnings: ``(id, message)`` for images Pillow warned about (broken EXIF...),
+            one per image.
     """
 
     source_format: str
@@ -59,57 +69,102 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     categories: list[Category] = field(default_factory=list)
+    image_warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _size(tree: Tree, rel: str) -> tuple[int, int] | tuple[str, str]:
-    """The displayed size of an image in the tree, or ``(reason, detail)``."""
-    local = tree.access.local_path(rel)
-    try:
+Fetch = Callable[[str], Path]
+"""The local path of an image of the tree, downloaded once when the tree is remote."""
+
+
+def _fetcher(tree: Tree, downloads: Path) -> Fetch:
+    fetched: dict[str, Path] = {}
+
+    def fetch(rel: str) -> Path:
+        local = tree.access.local_path(rel)
         if local is not None:
-            result = probe(local, MAX_PIXELS)
-        else:
-            with tree.access.open(rel) as stream:
-                result = probe(stream, MAX_PIXELS)
-    except OSError as exc:
-        return "unreadable", f"{type(exc).__name__}: {exc}"
-    if isinstance(result, tuple):
-        return result
-    return result.displayed
+            return local
+        if rel not in fetched:
+            path = downloads / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tree.access.open(rel) as stream, path.open("wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            fetched[rel] = path
+        return fetched[rel]
+
+    return fetch
+
+
+def _skip(report: Report, sid: str, reason: str, detail: str) -> None:
+    report.skipped.append((name_id(sid), reason, name_id(detail)))
 
 
 def to_samples(
-    tree: Tree, labels: LabelSet, report: Report, extensions: tuple[str, ...]
+    tree: Tree,
+    labels: LabelSet,
+    report: Report,
+    extensions: tuple[str, ...],
+    checks: ImageChecks,
+    fetch: Fetch,
 ) -> list[Sample]:
-    """Samples in pixels from what a reader found; what cannot be placed goes to ``report``."""
+    """Samples in pixels from what a reader found; what cannot be placed goes to ``report``.
+
+    Args:
+        tree: The source.
+        labels: What its reader found.
+        report: Where skipped items and Pillow's warnings go.
+        extensions: Image file endings.
+        checks: The image checks.
+        fetch: Gives an image's local path (downloading it from a remote tree).
+    """
     folder = id_folder(labels, extensions)
     for removal in labels.removed:
-        report.skipped.append(
-            (removal_id(removal, folder, extensions), removal.reason, removal.detail)
-        )
+        _skip(report, removal_id(removal, folder, extensions), removal.reason, removal.detail)
     for link, why in tree.links_out.items():
-        report.skipped.append((link, "unsafe_path", f"{tree.shown(link)}: {why}"))
+        _skip(report, link, "unsafe_path", f"{tree.shown(link)}: {why}")
     samples = []
     for item in labels.items:
         sid = sample_id(item.image, folder)
         status = tree.status(item.image)
         width, height = item.width, item.height
+        annotations = item.annotations
         if status == "unsafe":
-            report.skipped.append((sid, "unsafe_path", f"{tree.shown(item.image)} leads outside"))
+            _skip(report, sid, "unsafe_path", f"{tree.shown(item.image)} leads outside")
             continue
-        if status == "ok" and (width is None or height is None or item.normalized):
-            size = _size(tree, item.image)
-            if isinstance(size[0], str):
-                report.skipped.append((sid, str(size[0]), str(size[1])))
+        if status == "ok":
+            try:
+                local = fetch(item.image)
+            except FileNotFoundError:
+                _skip(report, sid, "missing", f"{tree.shown(item.image)}: gone since listed")
                 continue
-            width, height = int(size[0]), int(size[1])
-        if width is None or height is None:
-            report.skipped.append(
-                (sid, "missing", f"{tree.shown(item.image)} not found and its size is unknown")
+            except OSError as exc:
+                _skip(report, sid, "unreadable", f"{type(exc).__name__}: {exc}")
+                continue
+            checked = check_image(
+                local, checks, (width, height), bool(annotations), item.origin or "the labels"
+            )
+            if isinstance(checked, tuple):
+                _skip(report, sid, *checked)
+                continue
+            probed = checked.probe
+            if probed.warnings:
+                report.image_warnings.append((sid, warnings_line(probed.warnings)))
+            if item.normalized:
+                annotations = to_pixels(annotations, *checked.label_size)
+            if checked.frame == "stored":
+                annotations = orient_annotations(
+                    annotations, probed.orientation, probed.width, probed.height
+                )
+            width, height = probed.displayed
+        elif width is None or height is None:
+            _skip(
+                report,
+                sid,
+                "missing",
+                f"{tree.shown(item.image)} not found and its size is unknown",
             )
             continue
-        annotations = (
-            to_pixels(item.annotations, width, height) if item.normalized else item.annotations
-        )
+        elif item.normalized:
+            annotations = to_pixels(annotations, width, height)
         samples.append(
             Sample(
                 id=sid,
@@ -136,6 +191,7 @@ def convert(
     follow_symlinks: bool = False,
     overwrite: bool = False,
     base: Path | None = None,
+    checks: ImageChecks | None = None,
 ) -> Report:
     """Convert the dataset at ``source`` into ``to`` format at ``target``.
 
@@ -149,6 +205,7 @@ def convert(
         follow_symlinks: Follow symlinks that lead outside ``source``.
         overwrite: Replace an existing, non-empty ``target``.
         base: Folder that relative paths are relative to (default: the current one).
+        checks: The image checks (pixel limit...); ingest's defaults when not given.
 
     Returns:
         What was converted and what was skipped, with reasons.
@@ -168,26 +225,18 @@ def convert(
     fmt = detect.detect(tree) if source_format == "auto" else source_format
     labels = detect.read(tree, fmt, read_options)
     report = Report(source_format=fmt, warnings=list(labels.warnings), categories=labels.categories)
-    samples = to_samples(tree, labels, report, tuple(read_options.extensions))
-    report.samples = len(samples)
-    report.annotations = sum(len(s.annotations) for s in samples)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        downloads = scratch / "downloads"
         staged = scratch / "out"
+        fetch = _fetcher(tree, scratch / "downloads")
+        extensions = tuple(read_options.extensions)
+        samples = to_samples(tree, labels, report, extensions, checks or ImageChecks(), fetch)
+        report.samples = len(samples)
+        report.annotations = sum(len(s.annotations) for s in samples)
 
         def image_source(sample: Sample) -> Path | None:
-            if not sample.image:
-                return None
-            local = tree.access.local_path(sample.image)
-            if local is not None:
-                return local
-            path = downloads / sample.image
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tree.access.open(sample.image) as stream, path.open("wb") as out:
-                shutil.copyfileobj(stream, out, 1 << 20)
-            return path
+            return fetch(sample.image) if sample.image else None
 
         report.counts = export(to, samples, labels.categories, staged, image_source, export_options)
         report.images_copied = report.counts.get("images", 0)

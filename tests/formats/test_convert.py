@@ -155,3 +155,85 @@ def test_missing_images_without_a_size_are_reported(tmp_path: Path) -> None:
 def test_convert_refuses_unknown_formats() -> None:
     with pytest.raises(PixelpipeError, match=r"unknown target format 'kitti'"):
         convert("x", Path("y"), "kitti")
+
+
+def _coco_of(folder: Path, images: list[tuple[str, int, int]]) -> None:
+    doc = {
+        "images": [
+            {"id": i, "file_name": name, "width": w, "height": h}
+            for i, (name, w, h) in enumerate(images, start=1)
+        ],
+        "annotations": [
+            {"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 2, 2]}
+            for i in range(1, len(images) + 1)
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (folder / "annotations.json").write_text(json.dumps(doc))
+
+
+def test_convert_skips_a_pixel_bomb_as_ingest_does(tmp_path: Path) -> None:
+    from hostile import jpeg, png_bomb
+
+    source = tmp_path / "src"
+    (source / "images").mkdir(parents=True)
+    (source / "images" / "ok.jpg").write_bytes(jpeg((8, 6)))
+    (source / "images" / "bomb.png").write_bytes(png_bomb(30000, 30000))
+    # the COCO file declares the bomb's size, so nothing but the checks can catch it
+    _coco_of(source, [("ok.jpg", 8, 6), ("bomb.png", 30000, 30000)])
+    report = convert(str(source), tmp_path / "out", "yolo")
+    assert report.samples == 1 and report.images_copied == 1
+    assert [(sid, reason) for sid, reason, _ in report.skipped] == [("bomb.png", "too_large")]
+    assert report.skipped[0][2] == "900000000 pixels is over max_pixels=89478485"
+    assert not list((tmp_path / "out").rglob("bomb*"))
+    result = _cli(str(source), "cli-out", "--to", "coco", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1:\n  too_large: bomb.png: 900000000 pixels is over" in result.stdout
+
+
+def test_convert_applies_ingest_size_check(tmp_path: Path) -> None:
+    from hostile import jpeg
+
+    source = tmp_path / "src"
+    (source / "images").mkdir(parents=True)
+    (source / "images" / "a.jpg").write_bytes(jpeg((8, 6)))
+    _coco_of(source, [("a.jpg", 80, 60)])  # the labels were drawn on another version
+    report = convert(str(source), tmp_path / "out", "coco")
+    assert report.samples == 0
+    assert report.skipped == [
+        (
+            "a.jpg",
+            "size_mismatch",
+            f"{source}/annotations.json images[0] says 80x60, the image is 8x6",
+        )
+    ]
+
+
+def test_convert_keeps_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    from hostile import NOT_UTF8, jpeg, write_named
+
+    source = tmp_path / "src"
+    write_named(source, NOT_UTF8, jpeg())
+    write_named(source, b"ok.jpg", jpeg())
+    result = _cli(str(source), "out", "--to", "coco", "--from", "images", cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    document = json.loads((tmp_path / "out/annotations.json").read_text(encoding="utf-8"))
+    names = sorted(image["file_name"] for image in document["images"])
+    assert names == ["images/bad%FF%FEname.jpg", "images/ok.jpg"]
+    assert (tmp_path / "out/images/bad%FF%FEname.jpg").read_bytes() == jpeg()
+
+
+def test_convert_reports_pillow_warnings_once_per_image(corpora: Path, tmp_path: Path) -> None:
+    import shutil
+
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(corpora / "corrupt/pillow/hopper_bad_exif.jpg", source)
+    result = _cli(str(source), "out", "--to", "coco", "--from", "images", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # nothing from Pillow, no site-packages path
+    lines = [line for line in result.stdout.splitlines() if "hopper_bad_exif.jpg" in line]
+    assert lines == [
+        "warning: hopper_bad_exif.jpg: Corrupt EXIF data. Expecting to read 12 "
+        "bytes but only got 2."
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -556,3 +557,141 @@ def test_re_encoded_photo_is_deterministic(tmp_path: Path) -> None:
     second, _ = _ingest(tmp_path, source="raw", format="images")
     assert second.digest == digest
     assert (tmp_path / next(second.samples()).image).read_bytes() == image.getvalue()
+
+
+def test_a_name_that_is_not_utf8_is_kept_under_an_escaped_id(tmp_path: Path) -> None:
+    from hostile import NOT_UTF8, jpeg, write_named
+
+    source = tmp_path / "raw"
+    write_named(source, NOT_UTF8, jpeg((8, 6), "red"))
+    write_named(source, b"caf\xe9/x.jpg", jpeg((4, 4), "blue"))
+    write_named(source, b"ok.jpg", jpeg((8, 6), "green"))
+    dataset, _ = _ingest(tmp_path, source="raw", format="images")
+    assert dataset.table.column("id").to_pylist() == ["bad%FF%FEname.jpg", "caf%E9/x.jpg", "ok.jpg"]
+    sample = next(dataset.samples())
+    assert sample.source == "raw/bad%FF%FEname.jpg" and (sample.width, sample.height) == (8, 6)
+    assert (tmp_path / sample.image).read_bytes() == jpeg((8, 6), "red")
+    again, _ = _ingest(tmp_path, source="raw", format="images")
+    assert again.digest == dataset.digest
+
+
+def test_label_file_names_that_are_not_text_are_ids_too(tmp_path: Path) -> None:
+    from hostile import jpeg, write_named
+
+    source = tmp_path / "raw"
+    write_named(source, b"images/x\xff.jpg", jpeg((8, 6)))
+    # JSON can spell what no UTF-8 text holds: "\udcff" is the byte 0xFF of a file name
+    # (as Python reads names), "\ud800" a lone surrogate that names nothing
+    document = {
+        "images": [
+            {"id": 1, "file_name": "x\udcff.jpg", "width": 8, "height": 6},
+            {"id": 2, "file_name": "y\ud800.jpg", "width": 8, "height": 6},
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    (source / "annotations.json").write_text(json.dumps(document))
+    dataset, _ = _ingest(tmp_path, source="raw")
+    assert dataset.table.column("id").to_pylist() == ["x%FF.jpg"]
+    assert _removed(dataset) == {"y%ED%A0%80.jpg": "missing"}
+
+
+def test_a_file_gone_since_the_listing_is_removed_as_missing(tmp_path: Path) -> None:
+    from pixelpipe.dataset import ImageStore
+    from pixelpipe.formats.pixels import ImageChecks
+    from pixelpipe.sources import open_tree
+    from stages.ingest import _ingest_work, _Settings, _Work
+
+    (tmp_path / "raw").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "raw" / "a.png")
+    tree = open_tree(str(tmp_path / "raw"))
+    (tmp_path / "raw" / "a.png").unlink()
+    work = _Work("a.png", "a.png", None, None, False, [], "")
+    store = ImageStore(tmp_path / "out", "data/x")
+    (result,) = _ingest_work(tree.access, store, _Settings(ImageChecks(), 95), [work])
+    assert result["reason"] == "missing" and "not found when read" in result["detail"]
+
+
+BROKEN_EXIF = [
+    "hopper_bad_exif.jpg",
+    "exif_typeerror.jpg",
+    "broken_exif_dpi.jpg",
+    "exif-dpi-zerodivision.jpg",
+    "exif_gps_typeerror.jpg",
+    "empty_gps_ifd.jpg",
+    "invalid-exif.jpg",
+    "sugarshack_bad_mpo_header.jpg",
+    "apng/syntax_num_frames_invalid.png",
+    "crash-86214e58da443d2b80820cff9677a38a33dcbbca.tif",
+]
+
+
+def test_pillow_warnings_are_one_line_per_image_never_stderr_noise(
+    corpora: Path, project: Path, run: Any
+) -> None:
+    source = project / "data" / "raw" / "exif"
+    source.mkdir(parents=True)
+    for name in BROKEN_EXIF:
+        shutil.copy(corpora / "corrupt/pillow" / name, source)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["ingest"].update(source="data/raw/exif", format="images")
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(["pixelpipe", "run", "ingest"], project, PIXELPIPE_WORKERS="2")
+    assert "site-packages" not in result.stderr and "Warning:" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if "pixelpipe.ingest: ingest: " in line]
+    assert [line for line in said if "hopper_bad_exif.jpg" in line] == [
+        "pixelpipe.ingest: ingest: hopper_bad_exif.jpg: Corrupt EXIF data. Expecting to read "
+        "12 bytes but only got 2."
+    ]
+    warned = {line.split(": ")[2] for line in said if line.count(": ") >= 3 and ".jp" in line}
+    warned |= {line.split(": ")[2] for line in said if ".png: " in line or ".tif: " in line}
+    assert warned == {
+        "hopper_bad_exif.jpg",
+        "sugarshack_bad_mpo_header.jpg",
+        "syntax_num_frames_invalid.png",
+        "crash-86214e58da443d2b80820cff9677a38a33dcbbca.tif",
+    }
+    report = json.loads((project / "reports" / "ingest.json").read_text())
+    assert report["image_warnings"] == 4 and report["samples"] == len(BROKEN_EXIF)
+
+
+def test_a_bucket_that_dies_mid_ingest_is_one_line_and_writes_nothing(
+    s3_endpoint: str, corpora: Path, project: Path, run: Any, tmp_path: Path
+) -> None:
+    from urllib.parse import urlsplit
+
+    from flaky import Proxy
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((corpora / "corrupt/pillow").glob("hopper*.jpg")):
+        shutil.copy(photo, photos)
+    fs = _upload(s3_endpoint, photos, "dying", "set")
+    assert len(fs.ls("dying/set")) > 8
+    parts = urlsplit(s3_endpoint)
+    proxy = Proxy((str(parts.hostname), int(parts.port or 80)), die_after=4)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["ingest"].update(source="s3://dying/set", format="images")
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(
+        ["pixelpipe", "run", "ingest"],
+        project,
+        check=False,
+        PIXELPIPE_WORKERS="2",
+        AWS_ENDPOINT_URL=proxy.url,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY=SECRET,
+    )
+    proxy.cut()
+    assert proxy.dead and result.returncode == 1
+    assert "Traceback" not in result.stderr and SECRET not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert re.fullmatch(
+        r"error: ingest: reading s3://dying/set/\S+\.jpg failed after 4 tries "
+        r"\(Connection refused\); nothing was written",
+        errors[0],
+    ), errors[0]
+    assert not (project / "data" / "ingest").exists()
+    assert not list((project / "data").glob(".ingest*"))
