@@ -73,7 +73,11 @@ def release(
     else:
         out.print("no DVC remote configured: the data is in the local DVC cache only")
     if done.tagged_runs:
-        out.print(f"tagged {done.tagged_runs} MLflow run(s) with pixelpipe.version={v.name}")
+        from pixelpipe.versions.runs import version_filter
+
+        out.print(
+            f"tagged {done.tagged_runs} MLflow run(s); find them with {version_filter(v.name)}"
+        )
     out.print(f"share it: git push origin {v.name}")
 
 

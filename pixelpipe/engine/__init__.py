@@ -4,7 +4,8 @@ It owns the YAML reader with line numbers (``yamlio``), the pipeline spec and it
 (``spec``, ``loader``), the kind registry and the stage contract (``registry``, ``stage``,
 ``context``), the compiler (``compile``), the runner with its executors and progress
 (``runner``, ``executor``, ``progress``), the cleaning of what killed runs leave in ``data/``
-(``workspace``) and the MLflow run of each stage (``tracking``).
+(``workspace``) and the MLflow run of each stage (``tracking``, on the store that
+``tracking_store`` opens under a lock).
 It may import :mod:`pixelpipe.errors` and :mod:`pixelpipe.dataset`, and nothing else of
 pixelpipe: it knows no stage (kinds are found by the registry at run time), no format, no
 source and no versions module.

@@ -24,25 +24,8 @@ from pixelpipe.engine.context import StageContext
 from pixelpipe.engine.executor import make_executor
 from pixelpipe.engine.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
 from pixelpipe.engine.stage import StageResult
+from pixelpipe.engine.workspace import clean_leftovers
 from pixelpipe.errors import PixelpipeError
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale(data_dir: Path, stage: str) -> None:
-    """Remove temporary folders of earlier runs of ``stage`` whose process is gone."""
-    for leftover in data_dir.glob(f".{stage}.*-*"):
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:
@@ -169,9 +152,10 @@ def run_stage(
     mlflow_run = tracking.StageRun(pipeline, planned)  # the MLflow run of this stage
     log = logging.getLogger(f"pixelpipe.{name}")
     data_dir = root / DATA_DIR
+    for leftover in clean_leftovers(data_dir):  # of every stage: see engine.workspace
+        log.info("%s", leftover)
     inputs = [Dataset(data_dir / source) for source in planned.spec.inputs]
     data_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale(data_dir, name)
     tmp = data_dir / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -210,7 +194,7 @@ def run_stage(
         shutil.rmtree(tmp, ignore_errors=True)
     counts = info["counts"]
     report = {**numbers, **counts}
-    report = mlflow_run.log(inputs, info, report)  # adds the MLflow run id; never raises
+    mlflow_run.log(inputs, info, report)  # run id -> reports/runs/ (untracked); raises if it fails
     write_json_atomic(root / REPORTS_DIR / f"{name}.json", report)
     for plot, rows in plots.items():
         write_json_atomic(root / plot_file(name, plot), rows)

@@ -14,14 +14,17 @@ Every stage run is logged by the runner (never by the stage) as one MLflow run:
 - artifacts: the stage report (``reports/<stage>.json``, byte for byte as written) and the
   output's ``dataset.json`` (and ``README.md``, the dataset card, when there is one).
 
-Where: ``MLFLOW_TRACKING_URI`` when set, else an SQLite store ``mlflow.db`` in the project
-with artifacts under ``mlruns/`` (both git-ignored). The experiment is
-``MLFLOW_EXPERIMENT_NAME`` when set, else the project's name. ``PIXELPIPE_TRACKING=off``
-turns tracking off. A tracking failure (server down, store locked) is a warning: the stage's
-output is written all the same, and its report has no run id. Retries and timeouts of HTTP
-calls are bounded (see :data:`ENV_DEFAULTS`) so a dead server costs seconds, not minutes.
+The run id is not in ``reports/<stage>.json``: that file is a DVC metric recorded in
+``dvc.lock``, so it holds only numbers that describe the data, and two clean runs give the
+same ``dvc.lock``. The run id goes into the *run link* ``reports/runs/<stage>.json``
+(git-ignored, never tracked by DVC) with the output digest it logged and the store
+(:func:`write_run_link`). A reader trusts a link only when its digest and store are those it
+looks at; otherwise it finds the run in MLflow by the tags ``pixelpipe.stage`` and
+``pixelpipe.digest`` (:func:`pixelpipe.versions.runs.find_stage_runs`), as in a fresh clone.
 
-Importing MLflow takes seconds, so it is imported only when tracking is on.
+Where runs go, the store's lock, failures and credentials are :mod:`.tracking_store`'s:
+tracking that is on and fails fails the stage with one line (``PIXELPIPE_TRACKING=off`` is
+the opt-out), and no URL is recorded with its credentials.
 
 The training side calls :func:`log_dataset` with a version or a dataset folder: it logs the
 dataset to the active MLflow run with the same digest, so the run links to the version.
@@ -37,12 +40,20 @@ import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelpipe.dataset import INFO_FILE, Dataset
 from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR
+from pixelpipe.engine.tracking_store import (
+    ARTIFACTS_DIR,
+    public_text,
+    public_url,
+    tracking_enabled,
+    tracking_session,
+    tracking_uri,
+)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -51,13 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelpipe.lineage")
 
-TRACKING_ENV = "PIXELPIPE_TRACKING"
-"""Set to ``off`` (or ``0``, ``false``, ``no``) to log no MLflow runs."""
-_OFF = frozenset({"0", "off", "false", "no", "disable", "disabled"})
-DB_FILE = "mlflow.db"
-ARTIFACTS_DIR = "mlruns"
-RUN_ID_KEY = "mlflow_run_id"
-"""The key of the run id in ``reports/<stage>.json``."""
+RUNS_DIR = f"{REPORTS_DIR}/runs"
+"""The run links: ``reports/runs/<stage>.json``, git-ignored (:func:`write_run_link`)."""
 MAX_DIGEST = 36
 """MLflow's limit on a dataset digest."""
 CARD_FILE = "README.md"
@@ -72,17 +78,6 @@ TAG_VERSIONS = "pixelpipe.versions"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 SOURCE_TYPE = "pixelpipe"
 
-ENV_DEFAULTS = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
-"""MLflow settings of pixelpipe's own processes (stage runs, release): no usage telemetry
-sent to MLflow's servers from a pipeline run, and bounds on HTTP retries and timeouts
-(MLflow's own defaults retry for minutes). A variable already set in the environment wins."""
-
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
 _MAX_PARAM_VALUE = 6000
 
@@ -90,19 +85,6 @@ _MAX_PARAM_VALUE = 6000
 def input_tag(stage: str) -> str:
     """The run tag holding the full digest of the input read from ``stage``."""
     return f"pixelpipe.input.{stage}.digest"
-
-
-def tracking_enabled() -> bool:
-    """False when ``PIXELPIPE_TRACKING`` turns tracking off."""
-    return os.environ.get(TRACKING_ENV, "on").strip().lower() not in _OFF
-
-
-def tracking_uri(root: Path) -> str:
-    """``MLFLOW_TRACKING_URI``, else the project's SQLite store ``mlflow.db``."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return f"sqlite:///{(root / DB_FILE).resolve().as_posix()}"
 
 
 def short_digest(digest: str) -> str:
@@ -114,7 +96,8 @@ def project_name(root: Path) -> str:
     """The project's name: its git remote ``origin`` without ``.git``, else its folder name."""
     url = _git(root, "config", "--get", "remote.origin.url")
     if url:
-        name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+        path = public_url(url).rstrip("/")
+        name = path.rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
         if name:
             return name
     return root.resolve().name
@@ -141,7 +124,7 @@ def mlflow_key(text: str) -> str:
 
 
 def _param_value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = public_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
     return text if len(text) <= _MAX_PARAM_VALUE else text[: _MAX_PARAM_VALUE - 3] + "..."
 
 
@@ -168,31 +151,6 @@ def git_state(root: Path) -> tuple[str | None, bool]:
     commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     return commit, bool(status)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error, for a one-line warning."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    line = line if len(line) <= 300 else line[:297] + "..."
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
-
-
-def prepare_mlflow() -> None:
-    """Apply :data:`ENV_DEFAULTS`; keep MLflow's and Alembic's info chatter off the log."""
-    for name, value in ENV_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    for name in ("mlflow", "alembic"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.WARNING:
-            logger.setLevel(logging.WARNING)
-
-
-def open_client(root: Path) -> MlflowClient:
-    """An MLflow client on the project's tracking store (:func:`tracking_uri`)."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri(root))
 
 
 def _experiment_id(client: MlflowClient, root: Path) -> str:
@@ -288,8 +246,12 @@ _SOURCE_CLASS: type[Any] | None = None
 
 
 def repo_label(root: Path) -> str:
-    """The project as MLflow names it: its git remote ``origin``, else its folder."""
-    return _git(root, "config", "--get", "remote.origin.url") or root.resolve().as_posix()
+    """The project as MLflow names it: its git remote ``origin``, else its folder.
+
+    The remote's URL is recorded without credentials (:func:`~.tracking_store.public_url`).
+    """
+    url = _git(root, "config", "--get", "remote.origin.url")
+    return public_url(url) if url else root.resolve().as_posix()
 
 
 def meta_dataset(
@@ -316,7 +278,9 @@ def meta_dataset(
     """
     from mlflow.data.meta_dataset import MetaDataset
 
-    source = _source_class()(path=path, repo=repo, commit=commit, version=version)
+    source = _source_class()(
+        path=public_text(path), repo=public_text(repo), commit=commit, version=version
+    )
     return MetaDataset(source=source, name=name, digest=short_digest(digest))  # type: ignore[abstract]
 
 
@@ -331,12 +295,51 @@ def _dataset_input(dataset: Any, context: str, tags: Mapping[str, str]) -> Any:
     return DatasetInput(dataset=entity, tags=input_tags)
 
 
+@dataclass(frozen=True)
+class RunLink:
+    """The run link of a stage: which MLflow run made its output (``reports/runs/<stage>.json``).
+
+    Attributes:
+        run_id: The MLflow run.
+        digest: The output digest that run logged.
+        store: The tracking store it is in (:func:`~.tracking_store.public_url` of the URI).
+    """
+
+    run_id: str
+    digest: str
+    store: str
+
+
+def run_link_path(root: Path, stage: str) -> Path:
+    """Where the run link of ``stage`` is: ``reports/runs/<stage>.json``."""
+    return root / RUNS_DIR / f"{stage}.json"
+
+
+def write_run_link(root: Path, stage: str, link: RunLink) -> None:
+    """Write the run link of ``stage`` (atomically, by rename)."""
+    path = run_link_path(root, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(asdict(link), indent=2, sort_keys=True) + "\n"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_run_link(root: Path, stage: str) -> RunLink | None:
+    """The run link of ``stage``, or ``None`` when there is none or it is unreadable."""
+    try:
+        value = json.loads(run_link_path(root, stage).read_text(encoding="utf-8"))
+        return RunLink(str(value["run_id"]), str(value["digest"]), str(value["store"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @dataclass
 class StageRun:
     """The MLflow run of one stage run; made by the runner around the stage.
 
     Create it when the stage starts (it only notes the time), and call :meth:`log` once the
-    output is in place. Nothing here ever fails the stage.
+    output is in place.
 
     Args:
         pipeline: The loaded pipeline.
@@ -349,44 +352,43 @@ class StageRun:
 
     def log(
         self, inputs: Sequence[Dataset], info: Mapping[str, Any], metrics: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Log the run; returns ``metrics`` with the run id added.
-
-        When tracking is off or fails, ``metrics`` come back unchanged (a warning tells
-        about the failure).
+    ) -> str | None:
+        """Log the run and write its run link; returns the run id (``None`` when off).
 
         Args:
             inputs: The input datasets, in the order of the stage's ``inputs``.
             info: The output's ``dataset.json`` content.
-            metrics: The report the runner is about to write.
+            metrics: The report the runner is about to write (logged as it is: no run id).
+
+        Raises:
+            PixelpipeError: When tracking is on and fails: one line naming the store and the
+                opt-out. The runner then writes no report and exits non-zero, so DVC records
+                nothing and reruns the stage.
         """
-        report = dict(metrics)
         if not tracking_enabled():
-            return report
+            return None
+        root, name = self.pipeline.root, self.planned.name
+        run_link_path(root, name).unlink(missing_ok=True)
         began = time.perf_counter()
-        try:
-            run_id = self._log(inputs, info, report)
-        except Exception as exc:
-            log.warning(
-                "MLflow tracking failed, the stage's output is kept without a run "
-                "(%s); set %s=off to skip tracking",
-                first_line(exc),
-                TRACKING_ENV,
-            )
-            return report
+        with tracking_session(root, f"stage '{name}'") as client:
+            run_id = self._log(client, inputs, info, dict(metrics))
+        store = public_url(tracking_uri(root))
+        write_run_link(root, name, RunLink(run_id, str(info["digest"]), store))
         log.debug("MLflow run %s logged in %.2fs", run_id, time.perf_counter() - began)
-        return {**report, RUN_ID_KEY: run_id}
+        return run_id
 
     def _log(
-        self, inputs: Sequence[Dataset], info: Mapping[str, Any], report: dict[str, Any]
+        self,
+        client: MlflowClient,
+        inputs: Sequence[Dataset],
+        info: Mapping[str, Any],
+        report: dict[str, Any],
     ) -> str:
-        prepare_mlflow()
         from mlflow.entities import Metric, Param
 
         root = self.pipeline.root
         name = self.planned.name
         sources = self.planned.spec.inputs
-        client = open_client(root)
         experiment = _experiment_id(client, root)
         commit, dirty = git_state(root)
         digest = str(info["digest"])
@@ -394,9 +396,9 @@ class StageRun:
             "mlflow.runName": name,
             "mlflow.source.name": f"pixelpipe run {name}",
             "mlflow.source.type": "LOCAL",
-            TAG_PIPELINE: self.pipeline.file,
+            TAG_PIPELINE: public_text(self.pipeline.file),
             TAG_STAGE: name,
-            TAG_KIND: self.planned.spec.kind,
+            TAG_KIND: public_text(self.planned.spec.kind),
             TAG_DIGEST: digest,
             TAG_DIRTY: str(dirty).lower(),
         }
@@ -446,10 +448,9 @@ class StageRun:
                 )
             )
             client.log_inputs(run_id, datasets=datasets)
-            final = {**report, RUN_ID_KEY: run_id}
             client.log_text(
                 run_id,
-                json.dumps(final, indent=2, sort_keys=True) + "\n",
+                json.dumps(report, indent=2, sort_keys=True) + "\n",
                 f"{REPORTS_DIR}/{name}.json",
             )
             output = root / DATA_DIR / name

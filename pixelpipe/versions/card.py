@@ -10,7 +10,8 @@ deterministic: no time, no absolute path of the project, no MLflow run id. A run
 on every run, so putting it here would change the output's bytes (and its DVC hash) on a
 rerun of the same data; the card names the dataset digest instead, which every run that
 made or used this data carries (tag ``pixelpipe.digest``, dataset digest in MLflow), and
-the run ids are in ``reports/<stage>.json`` and in the release tag.
+the run ids are in the release tag (and, on the machine that ran the stage, in the untracked
+run link ``reports/runs/<stage>.json``).
 
 A publish step writes it with::
 
@@ -310,9 +311,10 @@ def render_card(
         ")",
         "```",
         "",
-        f"The run id of `{stage}` is in `reports/{stage}.json` and in the release tag "
-        "(`pixelpipe versions`); it is not written here, so that a rerun on the same data "
-        "gives the same bytes.",
+        f"The run id of `{stage}` is in the release tag (`pixelpipe versions --json`) and, "
+        f"on the machine that ran it, in `reports/runs/{stage}.json` (tracked by neither git "
+        "nor DVC); it is not written here, so that a rerun on the same data gives the same "
+        "bytes.",
         "",
     ]
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Release a version (:func:`release`): check the state, push the data, tag, tag the runs.
 
 Only a committed, up-to-date state is released; the tag's trailers record the dataset
-(stage, digest, counts) and the MLflow run of each stage (from ``reports/<stage>.json``).
+(stage, digest, counts) and the MLflow run that made each stage's output (found by
+:func:`~pixelpipe.versions.runs.find_stage_runs`: the run link, else MLflow by digest).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pixelpipe.dataset import Dataset
-from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR, compile_pipeline
+from pixelpipe.engine.compile import DATA_DIR, compile_pipeline
 from pixelpipe.engine.loader import DEFAULT_PIPELINE, Pipeline, load_pipeline
-from pixelpipe.engine.tracking import RUN_ID_KEY
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.versions.restore import changed_outputs, some
-from pixelpipe.versions.runs import tag_runs
+from pixelpipe.versions.runs import find_stage_runs, tag_runs
 from pixelpipe.versions.tags import TRAILER, Version, check_name, find_version
 from pixelpipe.versions.vcs import (
     default_remote,
@@ -98,15 +98,6 @@ def _check_up_to_date(root: Path, pipeline: Pipeline) -> None:
     )
 
 
-def _report_run(root: Path, stage: str) -> str | None:
-    path = root / REPORTS_DIR / f"{stage}.json"
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get(RUN_ID_KEY)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return str(value) if value else None
-
-
 @dataclass(frozen=True)
 class Release:
     """What :func:`release` did.
@@ -131,7 +122,9 @@ def release(
     up to date (naming the stage), and a workspace holding another version's data. Pushes
     the data to the DVC remote when one is configured (before tagging: a version never names
     data that is only local), makes the annotated tag, then tags the MLflow runs that made
-    the state with the version (a warning if that fails).
+    the state with the version (a warning if that fails: the version is released). The runs
+    are found first: with tracking on, a tracking store that cannot be searched refuses the
+    release before anything is pushed or tagged.
 
     Args:
         root: The project (or a folder in it).
@@ -140,7 +133,8 @@ def release(
         pipeline_file: The pipeline file, relative to the project.
 
     Raises:
-        PixelpipeError: For each refusal above, and when pushing fails.
+        PixelpipeError: For each refusal above, when pushing fails, and when tracking is on
+            and its store cannot be searched for the runs.
     """
     root = project_root(root)
     check_name(root, name)
@@ -159,7 +153,10 @@ def release(
     _check_up_to_date(root, pipeline)
     stage = dataset_stage(pipeline)
     info = Dataset(root / DATA_DIR / stage).info
-    runs = {p.name: run for p in pipeline.stages if (run := _report_run(root, p.name))}
+    outputs = {
+        p.name: str(Dataset(root / DATA_DIR / p.name).info["digest"]) for p in pipeline.stages
+    }
+    runs = find_stage_runs(root, outputs, f"release {name}")
     remote = default_remote(root)
     if remote:
         dvc(root, "push", "-r", remote)

@@ -110,15 +110,14 @@ def test_dvc_plots_render_and_diff_across_versions(released: Path) -> None:
     rows = json.loads((released / "reports/plots/publish/instances.json").read_text())
     assert {"class_split", "class", "split", "instances"} <= set(rows[0])
     shown = json.loads(sh(["dvc", "plots", "show", "--json"], released).stdout)
-    assert any("reports/plots/publish/instances.json" in key for key in shown)
-    diffed = json.loads(sh(["dvc", "plots", "diff", "v1", "v2", "--json"], released).stdout)
-    revisions = {
-        rev
-        for entries in diffed.values()
-        for entry in entries
-        for rev in entry.get("revisions", [])
+    (entry,) = shown["data"]["reports/plots/publish/instances.json"]
+    assert entry["type"] == "vega"
+    assert {v["class_split"] for v in entry["content"]["data"]["values"]} == {
+        r["class_split"] for r in rows
     }
-    assert {"v1", "v2"} <= revisions
+    diffed = json.loads(sh(["dvc", "plots", "diff", "v1", "v2", "--json"], released).stdout)
+    (entry,) = diffed["data"]["reports/plots/publish/instances.json"]
+    assert set(entry["revisions"]) == {"v1", "v2"}
 
 
 def test_metrics_hold_numbers_only(released: Path) -> None:

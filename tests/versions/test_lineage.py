@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from shell import env, sh
+from shell import env, fails, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +88,13 @@ def report(root: Path, stage: str) -> dict[str, Any]:
     return value
 
 
+def run_id(root: Path, stage: str) -> str:
+    """The run of ``stage``'s output, from its run link (``reports/runs/<stage>.json``)."""
+    link = json.loads((root / "reports" / "runs" / f"{stage}.json").read_text())
+    assert link["digest"] == info(root, stage)["digest"]
+    return str(link["run_id"])
+
+
 def info(root: Path, stage: str) -> dict[str, Any]:
     value: dict[str, Any] = json.loads((root / "data" / stage / "dataset.json").read_text())
     return value
@@ -119,7 +127,7 @@ def test_every_stage_run_is_an_mlflow_run(tracked: Path) -> None:
     ingest, publish = info(tracked, "ingest"), info(tracked, "publish")
     commit = sh(["git", "rev-parse", "v1^"], tracked).stdout.strip()
 
-    run = client.get_run(report(tracked, "ingest")["mlflow_run_id"])
+    run = client.get_run(run_id(tracked, "ingest"))
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "ingest"
     assert run.data.params["source"] == "data/raw/demo"
@@ -132,8 +140,12 @@ def test_every_stage_run_is_an_mlflow_run(tracked: Path) -> None:
     assert tags["pixelpipe.digest"] == ingest["digest"]
     assert tags["mlflow.source.git.commit"] == commit
     assert tags["pixelpipe.version"] == "v1"
+    assert tags["pixelpipe.version.v1"] == "true"
+    # The release tag names the same runs as the run links.
+    listed = json.loads(sh(["pixelpipe", "versions", "--json"], tracked).stdout)
+    assert listed[0]["runs"] == {"ingest": run.info.run_id, "publish": run_id(tracked, "publish")}
 
-    run = client.get_run(report(tracked, "publish")["mlflow_run_id"])
+    run = client.get_run(run_id(tracked, "publish"))
     tags = run.data.tags
     assert tags["pixelpipe.digest"] == publish["digest"]
     assert tags["pixelpipe.input.ingest.digest"] == ingest["digest"]
@@ -153,14 +165,18 @@ def test_every_stage_run_is_an_mlflow_run(tracked: Path) -> None:
     assert dataset.source_type == "pixelpipe"
     assert json.loads(dataset.source)["path"] == "data/publish"
 
-    # The report is an artifact, byte for byte, run id included; so is dataset.json.
+    # The report is an artifact, byte for byte (numbers only, no run id); so is dataset.json.
     artifact = Path(client.download_artifacts(run.info.run_id, "reports/publish.json"))
     assert artifact.read_bytes() == (tracked / "reports" / "publish.json").read_bytes()
+    assert run.info.run_id not in artifact.read_text()
+    assert "mlflow_run_id" not in artifact.read_text()
     names = {f.path for f in client.list_artifacts(run.info.run_id, "data/publish")}
     assert "data/publish/dataset.json" in names
-    # The store is the project's own, beside it: artifacts in mlruns/, both git-ignored.
+    # The store is the project's own, beside it: artifacts in mlruns/, git-ignored like the
+    # store, its lock and the run links.
     assert (tracked / "mlruns").is_dir()
-    assert sh(["git", "status", "--porcelain", "--ignored", "mlflow.db"], tracked).stdout
+    for ignored in ("mlflow.db", "mlflow.db.lock", "mlruns", "reports/runs/publish.json"):
+        assert sh(["git", "check-ignore", ignored], tracked).stdout.strip() == ignored
 
 
 def test_log_dataset_links_a_training_run_to_the_version(
@@ -187,7 +203,7 @@ def test_log_dataset_links_a_training_run_to_the_version(
         output_format="list",
     )
     ids = {r.info.run_id for r in found}
-    assert {run.info.run_id, report(tracked, "publish")["mlflow_run_id"]} <= ids
+    assert {run.info.run_id, run_id(tracked, "publish")} <= ids
     training = mlflow.get_run(run.info.run_id)
     assert training.data.tags["pixelpipe.dataset.training.version"] == "v1"
     assert training.data.tags["pixelpipe.dataset.validation.digest"] == digest
@@ -219,6 +235,8 @@ def test_tracking_off_logs_nothing_and_never_imports_mlflow(tracked: Path) -> No
         "metrics = run_stage(Path('.'), 'publish')\n"
         "print(json.dumps({'mlflow': 'mlflow' in sys.modules, 'metrics': metrics}))\n"
     )
+    link = tracked / "reports" / "runs" / "publish.json"
+    linked = link.read_bytes()
     with kept(tracked / "reports" / "publish.json"):
         out = sh([sys.executable, "-c", script], tracked, PIXELPIPE_TRACKING="off").stdout
         written = report(tracked, "publish")
@@ -226,22 +244,26 @@ def test_tracking_off_logs_nothing_and_never_imports_mlflow(tracked: Path) -> No
     assert result["mlflow"] is False
     assert "mlflow_run_id" not in result["metrics"]
     assert "mlflow_run_id" not in written
+    assert linked == link.read_bytes()  # the link of the last tracked run is left alone
     after = count_runs(client)
     assert after == before
 
 
-def test_a_dead_tracking_server_is_a_warning(tracked: Path) -> None:
-    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with kept(tracked / "reports" / "publish.json"):
+def test_a_dead_tracking_server_fails_the_stage_in_one_line(tracked: Path) -> None:
+    port = free_port()  # nothing listens there
+    uri = f"http://bob:s3cretPassword@127.0.0.1:{port}"
+    reports = tracked / "reports"
+    with kept(reports / "publish.json"), kept(reports / "runs" / "publish.json"):
+        before = (reports / "publish.json").read_bytes()
         began = time.monotonic()
-        result = sh(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=uri)
+        line = fails(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=uri)
         took = time.monotonic() - began
-        written = report(tracked, "publish")
-    assert "MLflow tracking failed, the stage's output is kept without a run" in result.stderr
-    assert "PIXELPIPE_TRACKING=off" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "mlflow_run_id" not in written
-    assert written["digest"] == info(tracked, "publish")["digest"]
+        assert (reports / "publish.json").read_bytes() == before  # no report written
+    assert line.startswith(
+        f"error: stage 'publish': MLflow tracking failed at http://127.0.0.1:{port} ("
+    )
+    assert "PIXELPIPE_TRACKING=off" in line
+    assert "s3cret" not in line and "bob" not in line
     print(f"stage run with the tracking server down: {took:.1f}s")
 
 
@@ -306,22 +328,35 @@ def test_runs_on_a_real_mlflow_server(
     from mlflow.tracking import MlflowClient
 
     from pixelpipe.lineage import log_dataset
-    from pixelpipe.versions.runs import tag_runs
+    from pixelpipe.versions.runs import find_stage_runs, tag_runs
 
-    with mlflow_server(tmp_path) as url, kept(tracked / "reports" / "publish.json"):
+    link = tracked / "reports" / "runs" / "publish.json"
+    with mlflow_server(tmp_path) as url, kept(tracked / "reports" / "publish.json"), kept(link):
+        sqlite_run = run_id(tracked, "publish")
         sh(["pixelpipe", "run", "publish"], tracked, MLFLOW_TRACKING_URI=url)
-        run_id = report(tracked, "publish")["mlflow_run_id"]
+        server_run = run_id(tracked, "publish")
+        assert json.loads(link.read_text())["store"] == url
         client = MlflowClient(tracking_uri=url)
-        run = client.get_run(run_id)
+        run = client.get_run(server_run)
         digest = info(tracked, "publish")["digest"]
         assert run.data.tags["pixelpipe.digest"] == digest
         assert client.get_experiment(run.info.experiment_id).name == "project"
-        artifact = Path(client.download_artifacts(run_id, "reports/publish.json", str(tmp_path)))
-        assert json.loads(artifact.read_text())["mlflow_run_id"] == run_id
+        artifact = Path(
+            client.download_artifacts(server_run, "reports/publish.json", str(tmp_path))
+        )
+        assert artifact.read_bytes() == (tracked / "reports" / "publish.json").read_bytes()
 
+        # A link to another store is not trusted: the run is found in the store in use by its
+        # stage and digest, as it is without a link (a fresh clone).
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(tracked))
+        assert find_stage_runs(tracked, {"publish": digest}, "test") == {"publish": sqlite_run}
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        assert tag_runs(tracked, [run_id], "v1") == 1
-        assert client.get_run(run_id).data.tags["pixelpipe.version"] == "v1"
+        link.unlink()
+        assert find_stage_runs(tracked, {"publish": digest}, "test") == {"publish": server_run}
+        assert find_stage_runs(tracked, {"publish": "sha256:" + "0" * 64}, "test") == {}
+
+        assert tag_runs(tracked, [server_run], "v1") == 1
+        assert client.get_run(server_run).data.tags["pixelpipe.version.v1"] == "true"
         mlflow.set_experiment("training")
         with mlflow.start_run() as training:
             logged = log_dataset("v1", root=tracked)
@@ -329,3 +364,41 @@ def test_runs_on_a_real_mlflow_server(
         run_inputs = client.get_run(training.info.run_id).inputs
         inputs = run_inputs.dataset_inputs if run_inputs else []
         assert [i.dataset.digest for i in inputs] == [digest[:36]]
+
+
+def test_a_run_shared_by_two_versions_is_found_by_each(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root = make_project(tmp_path)
+    sh(["dvc", "repro", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "data v1"], root)
+    assert "tagged 2 MLflow run(s)" in sh(["pixelpipe", "release", "v1"], root).stdout
+    v1_runs = {stage: run_id(root, stage) for stage in ("ingest", "publish")}
+
+    # Only publish reruns: the ingest run made v1 and v2.
+    (root / "params.yaml").write_text("ingest: {}\npublish:\n  formats: [coco, yolo]\n")
+    sh(["dvc", "repro", "-q"], root)
+    assert run_id(root, "ingest") == v1_runs["ingest"]
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "data v2"], root)
+    # Without run links (a fresh clone) the runs are found in MLflow by stage and digest.
+    shutil.rmtree(root / "reports" / "runs")
+    assert "tagged 2 MLflow run(s)" in sh(["pixelpipe", "release", "v2"], root).stdout
+
+    listed = {
+        v["name"]: v["runs"]
+        for v in json.loads(sh(["pixelpipe", "versions", "--json"], root).stdout)
+    }
+    assert listed["v1"] == v1_runs
+    assert listed["v2"]["ingest"] == v1_runs["ingest"]
+    assert listed["v2"]["publish"] != v1_runs["publish"]
+    client = MlflowClient(tracking_uri=sqlite_uri(root))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for version, runs in listed.items():
+        # The filter docs/versions.md gives finds every run the release tagged.
+        found = client.search_runs(experiments, f"tags.\"pixelpipe.version.{version}\" = 'true'")
+        assert {r.info.run_id for r in found} == set(runs.values()), version
+    shared = client.get_run(v1_runs["ingest"]).data.tags
+    assert (shared["pixelpipe.versions"], shared["pixelpipe.version"]) == ("v1,v2", "v2")
+    assert client.get_run(v1_runs["publish"]).data.tags["pixelpipe.versions"] == "v1"

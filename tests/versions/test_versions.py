@@ -83,7 +83,7 @@ from stages.publish import Params
 from stages.publish import publish as builtin
 
 
-@stage("publish", params=Params)
+@stage("publish", params=Params, plots=builtin.plots)
 def publish(inputs, params, ctx):
     """Publish as COCO and write the card."""
     result = builtin.step(inputs, params, ctx)
@@ -274,6 +274,7 @@ def test_release_checkout_diff_get(tmp_path: Path) -> None:
     assert publish_run.data.tags["pixelpipe.digest"] == v1_info["digest"]
     assert publish_run.data.tags["pixelpipe.input.label.digest"] == v1_info["inputs"]["label"]
     assert publish_run.data.tags["pixelpipe.version"] == "v1"
+    assert publish_run.data.tags["pixelpipe.version.v1"] == "true"
     # The stages ran on the code of the commit before the one recording their output.
     code = sh(["git", "rev-parse", "v1^"], root).stdout.strip()
     assert publish_run.data.tags["mlflow.source.git.commit"] == code
