@@ -32,6 +32,8 @@ PLOTS_DIR = f"{REPORTS_DIR}/plots"
 def plot_file(stage: str, plot: str) -> str:
     """Where the runner writes a stage's plot rows, relative to the project root."""
     return f"{PLOTS_DIR}/{stage}/{plot}.json"
+
+
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
