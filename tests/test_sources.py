@@ -444,6 +444,7 @@ def test_a_busy_server_is_retried_with_backoff(busy_http: tuple[str, list[str]])
     assert tree.files == ["a.jpg"]
     started = time.monotonic()
     assert tree.read_bytes("a.jpg") == b"jpeg bytes"
-    # fsspec asks for the size with a HEAD, then a GET: 2 tries of 2 refused, then 2 served
-    assert seen.count("/set/a.jpg") == 6
+    # the first 4 requests for the file are refused (fsspec may send a HEAD and a GET per
+    # try, sometimes one more request): at least one more request was served after them
+    assert seen.count("/set/a.jpg") >= 5
     assert time.monotonic() - started >= 0.5 + 1.0, "waits 0.5 s, then 1 s, between tries"
