@@ -147,7 +147,37 @@ def _pipelined(
         yield from result
 
 
-class ProcessExecutor:
+class _PoolExecutor:
+    """What the process pool and Dask share: chunks go through ``_submit``.
+
+    At most ``2 * workers`` chunks are in flight, results come in order, and a worker's
+    ``PixelpipeError`` is re-raised as itself.
+    """
+
+    workers: int
+
+    def _submit(self, fn: Callable[[list[Any]], Any], chunk: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def map_chunks(
+        self,
+        fn: ChunkFn[T, R],
+        items: Sequence[T],
+        chunk_size: int,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Iterator[R]:
+        """See :meth:`Executor.map_chunks`."""
+        carried = _Carried(fn)
+        return _pipelined(
+            lambda chunk: self._submit(carried, chunk),
+            items,
+            chunk_size,
+            2 * self.workers,
+            on_chunk,
+        )
+
+
+class ProcessExecutor(_PoolExecutor):
     """A local process pool; at most ``2 * workers`` chunks in flight (bounded memory).
 
     Args:
@@ -160,29 +190,15 @@ class ProcessExecutor:
         context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
-    def map_chunks(
-        self,
-        fn: ChunkFn[T, R],
-        items: Sequence[T],
-        chunk_size: int,
-        on_chunk: Callable[[int], None] | None = None,
-    ) -> Iterator[R]:
-        """See :meth:`Executor.map_chunks`."""
-        carried = _Carried(fn)
-        return _pipelined(
-            lambda chunk: self._pool.submit(carried, chunk),
-            items,
-            chunk_size,
-            2 * self.workers,
-            on_chunk,
-        )
+    def _submit(self, fn: Callable[[list[Any]], Any], chunk: list[Any]) -> Any:
+        return self._pool.submit(fn, chunk)
 
     def close(self) -> None:
         """Shut the pool down."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DaskExecutor:
+class DaskExecutor(_PoolExecutor):
     """Runs chunks on a Dask ``distributed`` cluster; at most ``2 * workers`` in flight.
 
     Args:
@@ -212,23 +228,6 @@ class DaskExecutor:
         future = self._client.submit(fn, chunk, pure=False)
         self._running = [f for f in self._running if not f.done()] + [future]
         return future
-
-    def map_chunks(
-        self,
-        fn: ChunkFn[T, R],
-        items: Sequence[T],
-        chunk_size: int,
-        on_chunk: Callable[[int], None] | None = None,
-    ) -> Iterator[R]:
-        """See :meth:`Executor.map_chunks`."""
-        carried = _Carried(fn)
-        return _pipelined(
-            lambda chunk: self._submit(carried, chunk),
-            items,
-            chunk_size,
-            2 * self.workers,
-            on_chunk,
-        )
 
     def close(self) -> None:
         """Close the client and any cluster this executor started.

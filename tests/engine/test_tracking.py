@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from shell import env, fails, launch, sh
+from tiny import write_tiny_coco
 
 pytestmark = pytest.mark.e2e
 
-CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
-IMAGES = [("img0.png", 24, 18, 1), ("img1.png", 30, 20, 2), ("img2.png", 20, 16, 1)]
 TOKEN = "ghp_pixelpipeTestToken0123456789"
 PASSWORD = "hunter2pixelpipe"
 QUERY_TOKEN = "qt0kenPixelpipe"
@@ -67,16 +65,7 @@ def tiny_project(
     stages = "".join(f"  {name}:\n    kind: ingest\n" for name in sources)
     (root / "pipelines" / "default.yaml").write_text(f"stages:\n{stages}{extra}")
     (root / "params.yaml").write_text("".join(f"{name}: {{}}\n" for name in sources) + params)
-    raw = root / "data" / "raw" / "demo"
-    (raw / "images").mkdir(parents=True)
-    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": CATEGORIES}
-    for number, (name, width, height, category) in enumerate(IMAGES, start=1):
-        Image.new("RGB", (width, height), (number * 40, 90, 200)).save(raw / "images" / name)
-        coco["images"].append({"id": number, "file_name": name, "width": width, "height": height})
-        coco["annotations"].append(
-            {"id": number, "image_id": number, "category_id": category, "bbox": [1, 1, 8, 8]}
-        )
-    (raw / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
+    write_tiny_coco(root / "data" / "raw" / "demo")
     sh(["pixelpipe", "compile"], root)
     sh(["git", "add", "-A"], root)
     sh(["git", "commit", "-qm", "project"], root)

@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from shell import env, fails, sh
+from tiny import write_tiny_coco
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
-IMAGES = [("img0.png", 24, 18, 1), ("img1.png", 30, 20, 2), ("img2.png", 20, 16, 1)]
 
 
 @pytest.fixture(autouse=True)
@@ -46,23 +44,7 @@ def make_project(base: Path) -> Path:
     )
     (root / "params.yaml").write_text("ingest: {}\npublish: {}\n")
     sh(["pixelpipe", "compile"], root)
-    raw = root / "data" / "raw" / "demo"
-    (raw / "images").mkdir(parents=True)
-    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": CATEGORIES}
-    for number, (name, width, height, category) in enumerate(IMAGES, start=1):
-        Image.new("RGB", (width, height), (number * 40, 90, 200)).save(raw / "images" / name)
-        coco["images"].append({"id": number, "file_name": name, "width": width, "height": height})
-        coco["annotations"].append(
-            {
-                "id": number,
-                "image_id": number,
-                "category_id": category,
-                "bbox": [1, 1, 8, 8],
-                "area": 64,
-                "iscrowd": 0,
-            }
-        )
-    (raw / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
+    write_tiny_coco(root / "data" / "raw" / "demo")
     sh(["git", "add", "-A"], root)
     sh(["git", "commit", "-qm", "project"], root)
     return root
