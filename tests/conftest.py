@@ -59,6 +59,14 @@ def _run(
     return result
 
 
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo raw dataset (real photos, COCO labels), written once; tests copy it."""
+    from pixelpipe.project.demo import build
+
+    return Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"])
+
+
 @pytest.fixture
 def run() -> Run:
     """Run a command (``run(["dvc", "repro"], cwd)``); fails the test on a non-zero exit

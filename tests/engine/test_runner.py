@@ -15,7 +15,6 @@ import pytest
 from pixelpipe.dataset import Dataset
 from pixelpipe.engine.runner import run_stage
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.project.demo import build
 
 HERE = Path(__file__).parent
 PIPELINE = """\
@@ -35,11 +34,6 @@ stages:
     inputs: ingest
 """
 PARAMS = "ingest: {}\ntag:\n  min_width: 400\nslow: {}\nlossy: {}\n"
-
-
-@pytest.fixture(scope="module")
-def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"])
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from shell import launch, sh
 
 from pixelpipe.engine.workspace import clean_leftovers
-from pixelpipe.project.demo import build
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PIPELINE = """\
@@ -117,11 +116,6 @@ def test_a_run_killed_between_the_two_renames_of_a_swap_gets_its_previous_output
     )
     assert (data / "slow" / "images" / "half.jpg").exists()
     assert sorted(p.name for p in data.iterdir()) == ["slow"]
-
-
-@pytest.fixture(scope="module")
-def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"])
 
 
 @pytest.fixture

@@ -1,90 +1,43 @@
-"""Ingest: every format, EXIF orientation, unsafe paths, odd names, bad files, S3 and DVC."""
+"""Ingest: every format, EXIF orientation, unsafe paths, odd names, bad files.
+
+Buckets (S3, DVC remotes, a bucket that dies) are in ``test_ingest_buckets.py``.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import re
 import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from ingesting import ingest, removed_reasons
 from PIL import Image
 from pydantic import ValidationError
 
-from pixelpipe.dataset import Dataset, write_dataset
-from pixelpipe.engine.context import StageContext
-from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.registry import resolve
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.project.demo import build
 
-SECRET = "s3cr3t-never-shown"
 Ingest = Callable[..., tuple[Dataset, dict[str, Any]]]
-
-
-def _ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
-    """Run the ingest step in-process and write its dataset, as the runner does."""
-    kind = resolve("ingest")
-    validated = kind.params(**params)
-    tmp = root / "data" / ".ingest.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    ctx = StageContext(
-        stage="ingest",
-        kind="ingest",
-        root=root,
-        output_dir=tmp,
-        final_dir="data/ingest",
-        configs={},
-        seed=0,
-        executor=SerialExecutor(),
-    )
-    result = kind.step([], validated, ctx)
-    kept = result.output.samples_table().num_rows
-    removed = result.output.removed_table().num_rows
-    assert result.expected == kept + removed, "every item found is kept or removed"
-    write_dataset(
-        tmp,
-        result.output,
-        stage="ingest",
-        kind="ingest",
-        params=validated.model_dump(mode="json"),
-        inputs={},
-    )
-    final = root / "data" / "ingest"
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return Dataset(final), result.metrics
-
-
-def _removed(dataset: Dataset) -> dict[str, str]:
-    return {r["id"]: r["reason"] for r in dataset.removed().to_pylist()}
-
-
-@pytest.fixture(scope="module")
-def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(build(tmp_path_factory.mktemp("demo") / "demo")["path"])
 
 
 def test_demo_keeps_ids_categories_and_removes_the_non_image(
     tmp_path: Path, demo_raw: Path
 ) -> None:
     shutil.copytree(demo_raw, tmp_path / "data/raw/demo")
-    dataset, metrics = _ingest(tmp_path)
-    assert len(dataset) == 38 and _removed(dataset) == {"notes.jpg": "unreadable"}
+    dataset, metrics = ingest(tmp_path)
+    assert len(dataset) == 38 and removed_reasons(dataset) == {"notes.jpg": "unreadable"}
     ids = dataset.table.column("id").to_pylist()
     assert "astronaut.png" in ids and "unlabelled/retina.jpg" in ids
     assert [c.id for c in dataset.categories] == [1, 4, 17, 47, 50, 85, 91]
     assert set(dataset.table.column("exif_orientation").to_pylist()) == {1}
     assert metrics["found"] == 39 and metrics["exif_rotated"] == 0
-    again, _ = _ingest(tmp_path)
+    again, _ = ingest(tmp_path)
     assert again.digest == dataset.digest
 
 
@@ -130,16 +83,16 @@ def test_formats_from_the_corpora(
     annotations: int,
     removed: dict[str, str],
 ) -> None:
-    dataset, _ = _ingest(tmp_path, source=str(corpora / folder), **params)
+    dataset, _ = ingest(tmp_path, source=str(corpora / folder), **params)
     assert len(dataset) == samples
     assert dataset.info["counts"]["annotations"] == annotations
-    assert _removed(dataset) == removed
+    assert removed_reasons(dataset) == removed
 
 
 def test_yolo_boxes_are_pixels_and_match_coco(corpora: Path, tmp_path: Path) -> None:
     base = corpora / "formats/labelformat/object_detection"
-    from_coco, _ = _ingest(tmp_path / "a", source=str(base / "COCO"))
-    from_yolo, _ = _ingest(tmp_path / "b", source=str(base / "YOLOv8"))
+    from_coco, _ = ingest(tmp_path / "a", source=str(base / "COCO"))
+    from_yolo, _ = ingest(tmp_path / "b", source=str(base / "YOLOv8"))
     boxes = {}
     for dataset in (from_coco, from_yolo):
         names = {c.id: c.name for c in dataset.categories}
@@ -152,7 +105,7 @@ def test_yolo_boxes_are_pixels_and_match_coco(corpora: Path, tmp_path: Path) -> 
 
 
 def test_bccd_voc_every_box(corpora: Path, tmp_path: Path) -> None:
-    dataset, _ = _ingest(tmp_path, source=str(corpora / "detection/bccd_voc/BCCD"))
+    dataset, _ = ingest(tmp_path, source=str(corpora / "detection/bccd_voc/BCCD"))
     assert len(dataset) == 364 and dataset.info["counts"]["annotations"] == 4888
     assert dataset.info["counts"]["splits"] == {"test": 72, "train": 205, "val": 87}
 
@@ -223,10 +176,10 @@ def test_exif_orientation_is_applied_once(
     source = tmp_path / "raw"
     _exif_jpeg(source / "images" / f"{name}.jpg", 6, (60, 30), (10, 5, 20, 8))
     _coco(source, [(f"{name}.jpg", *declared, [box])])
-    dataset, metrics = _ingest(tmp_path, source="raw", label_frame=frame)
+    dataset, metrics = ingest(tmp_path, source="raw", label_frame=frame)
     assert len(dataset) == kept
     if expected is None:
-        assert _removed(dataset) == {f"{name}.jpg": "size_mismatch"}
+        assert removed_reasons(dataset) == {f"{name}.jpg": "size_mismatch"}
         return
     (sample,) = dataset.samples()
     assert (sample.width, sample.height) == (30, 60)
@@ -242,7 +195,7 @@ def test_yolo_labels_use_the_displayed_size(tmp_path: Path) -> None:
     (source / "labels").mkdir(parents=True)
     (source / "labels" / "p.txt").write_text(f"0 {9 / 30} {40 / 60} {8 / 30} {20 / 60}\n")
     (source / "data.yaml").write_text("train: images\nnames: [c]\n")
-    dataset, _ = _ingest(tmp_path, source="raw")
+    dataset, _ = ingest(tmp_path, source="raw")
     (sample,) = dataset.samples()
     assert sample.annotations[0].bbox == pytest.approx((5, 30, 8, 20))
     assert _red_fraction(tmp_path, sample.image, [5, 30, 8, 20]) > 0.95
@@ -254,7 +207,7 @@ def test_pillow_orientation_photos(corpora: Path, tmp_path: Path) -> None:
     for orientation in range(2, 9):
         shutil.copy(corpora / f"corrupt/pillow/hopper_orientation_{orientation}.jpg", source)
     shutil.copy(corpora / "corrupt/pillow/hopper.jpg", source)
-    dataset, metrics = _ingest(tmp_path, source="raw", format="images")
+    dataset, metrics = ingest(tmp_path, source="raw", format="images")
     assert metrics["exif_rotated"] == 7
     reference = np.asarray(Image.open(source / "hopper.jpg").convert("RGB"), dtype=int)
     for sample in dataset.samples():
@@ -283,17 +236,17 @@ def test_unsafe_paths_are_removed_and_symlinks_followed_only_when_asked(tmp_path
             ("link.png", 4, 4, []),
         ],
     )
-    dataset, _ = _ingest(tmp_path, source="raw")
+    dataset, _ = ingest(tmp_path, source="raw")
     assert dataset.table.column("id").to_pylist() == ["ok.png"]
-    assert _removed(dataset) == {
+    assert removed_reasons(dataset) == {
         "../outside/o.png": "unsafe_path",
         "/etc/passwd": "unsafe_path",
         "link.png": "unsafe_path",
         "linked_dir": "unsafe_path",
     }
-    followed, _ = _ingest(tmp_path, source="raw", follow_symlinks=True)
+    followed, _ = ingest(tmp_path, source="raw", follow_symlinks=True)
     assert followed.table.column("id").to_pylist() == ["link.png", "ok.png"]
-    assert _removed(followed) == {
+    assert removed_reasons(followed) == {
         "../outside/o.png": "unsafe_path",
         "/etc/passwd": "unsafe_path",
         "linked_dir/o.png": "unlisted",
@@ -309,7 +262,7 @@ def test_names_with_spaces_dots_and_non_ascii(tmp_path: Path) -> None:
             source / "images" / name, "PNG" if name.endswith("png") else "JPEG"
         )
     _coco(source, [(n, 8, 6, [[1, 1, 2, 2]]) for n in names])
-    dataset, _ = _ingest(tmp_path, source="raw")
+    dataset, _ = ingest(tmp_path, source="raw")
     assert sorted(dataset.table.column("id").to_pylist()) == sorted(names)
     for sample in dataset.samples():
         assert (tmp_path / sample.image).is_file() and sample.source.startswith("raw/images/")
@@ -392,7 +345,7 @@ def test_bad_input_is_one_clear_error(
     _write(tmp_path / "raw", files)
     (tmp_path / "raw").mkdir(exist_ok=True)
     with pytest.raises(PixelpipeError, match=message):
-        _ingest(tmp_path, **{"source": "raw", **params})
+        ingest(tmp_path, **{"source": "raw", **params})
 
 
 def test_nothing_is_dropped_without_a_removal(tmp_path: Path) -> None:
@@ -410,9 +363,9 @@ def test_nothing_is_dropped_without_a_removal(tmp_path: Path) -> None:
             "labels/broken.txt": "",
         },
     )
-    dataset, metrics = _ingest(tmp_path, source="raw")
+    dataset, metrics = ingest(tmp_path, source="raw")
     assert dataset.table.column("id").to_pylist() == ["a.jpg", "b.jpg"]
-    assert _removed(dataset) == {"broken.jpg": "unreadable", "labels/ghost.txt": "missing"}
+    assert removed_reasons(dataset) == {"broken.jpg": "unreadable", "labels/ghost.txt": "missing"}
     assert metrics["found"] == 4 and metrics["images_without_labels"] == 1
 
 
@@ -424,125 +377,6 @@ def test_credentials_in_the_source_param_are_refused() -> None:
         kind.params(source="https://example.com/set?X-Amz-Signature=abc")
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 API (moto's server) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def _upload(endpoint: str, folder: Path, bucket: str, prefix: str) -> Any:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(
-        key="testing",
-        secret=SECRET,
-        client_kwargs={"endpoint_url": endpoint},
-        skip_instance_cache=True,
-    )
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            fs.pipe(f"{bucket}/{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
-    return fs
-
-
-def test_s3_and_disk_ingests_have_the_same_digest(
-    s3_endpoint: str, demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _upload(s3_endpoint, demo_raw, "sets", "demo")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    from_s3, _ = _ingest(tmp_path / "s3", source="s3://sets/demo")
-    from_disk, _ = _ingest(tmp_path / "disk", source=str(demo_raw))
-    assert from_s3.digest == from_disk.digest
-    assert len(from_s3) == 38 and _removed(from_s3) == {"notes.jpg": "unreadable"}
-    sources = from_s3.table.column("source").to_pylist()
-    assert all(s.startswith("s3://sets/demo/images/") for s in sources)
-    for path in (tmp_path / "s3").rglob("*"):
-        if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
-
-
-def _git_dvc(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        list(args),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PIXELPIPE_TRACKING": "off", "PIXELPIPE_WORKERS": "1", **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-@pytest.mark.e2e
-def test_a_bucket_behind_a_dvc_remote_is_a_dependency(
-    s3_endpoint: str, demo_raw: Path, tmp_path: Path
-) -> None:
-    """remote://NAME/path: DVC tracks the bucket, reruns on change, and the digest is the disk's."""
-    fs = _upload(s3_endpoint, demo_raw, "remote-sets", "demo")
-    env = {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "",
-        "AWS_SECRET_ACCESS_KEY": "",
-        "AWS_ENDPOINT_URL": "",
-    }
-    projects = {}
-    for name, source in (("s3", "remote://sets/demo"), ("disk", str(demo_raw))):
-        project = tmp_path / name
-        _git_dvc(tmp_path, "pixelpipe", "init", str(project))
-        if name == "s3":
-            _git_dvc(project, "dvc", "remote", "add", "sets", "s3://remote-sets")
-            _git_dvc(project, "dvc", "remote", "modify", "sets", "endpointurl", s3_endpoint)
-            _git_dvc(
-                project, "dvc", "remote", "modify", "--local", "sets", "access_key_id", "testing"
-            )
-            _git_dvc(
-                project, "dvc", "remote", "modify", "--local", "sets", "secret_access_key", SECRET
-            )
-        params = yaml.safe_load((project / "params.yaml").read_text())
-        params["ingest"]["source"] = source
-        (project / "params.yaml").write_text(yaml.safe_dump(params))
-        _git_dvc(project, "pixelpipe", "compile")
-        _git_dvc(project, "dvc", "repro", env=env)
-        projects[name] = project
-    s3_project = projects["s3"]
-    dvc_yaml = yaml.safe_load((s3_project / "dvc.yaml").read_text())
-    assert "remote://sets/demo" in dvc_yaml["stages"]["ingest"]["deps"]
-    digests = {
-        name: json.loads((p / "data/publish/dataset.json").read_text())["digest"]
-        for name, p in projects.items()
-    }
-    assert digests["s3"] == digests["disk"]
-    assert "up to date" in _git_dvc(s3_project, "dvc", "status", env=env)
-    fs.pipe("remote-sets/demo/images/extra.jpg", (demo_raw / "images" / "cat.jpg").read_bytes())
-    status = _git_dvc(s3_project, "dvc", "status", env=env)
-    assert "modified:" in status and "remote://sets/demo" in status
-    output = _git_dvc(s3_project, "dvc", "repro", env=env)
-    assert "Running stage 'ingest'" in output
-    removed = Dataset(s3_project / "data/ingest").removed().to_pylist()
-    assert any(r["id"] == "extra.jpg" and r["reason"] == "unlisted" for r in removed)
-    for folder in ("data", "reports", "pipelines"):
-        for path in (s3_project / folder).rglob("*"):
-            if path.is_file():
-                assert SECRET.encode() not in path.read_bytes(), path
-    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config"):
-        assert SECRET not in (s3_project / name).read_text(), name
-
-
 def test_jpeg_quality_is_bounded() -> None:
     with pytest.raises(ValidationError, match=r"less than or equal to 100"):
         resolve("ingest").params(jpeg_quality=101)
@@ -551,10 +385,10 @@ def test_jpeg_quality_is_bounded() -> None:
 def test_re_encoded_photo_is_deterministic(tmp_path: Path) -> None:
     source = tmp_path / "raw"
     _exif_jpeg(source / "images" / "p.jpg", 6, (60, 30), (10, 5, 20, 8))
-    first, _ = _ingest(tmp_path, source="raw", format="images")
+    first, _ = ingest(tmp_path, source="raw", format="images")
     digest = first.digest
     image = io.BytesIO((tmp_path / next(first.samples()).image).read_bytes())
-    second, _ = _ingest(tmp_path, source="raw", format="images")
+    second, _ = ingest(tmp_path, source="raw", format="images")
     assert second.digest == digest
     assert (tmp_path / next(second.samples()).image).read_bytes() == image.getvalue()
 
@@ -566,12 +400,12 @@ def test_a_name_that_is_not_utf8_is_kept_under_an_escaped_id(tmp_path: Path) -> 
     write_named(source, NOT_UTF8, jpeg((8, 6), "red"))
     write_named(source, b"caf\xe9/x.jpg", jpeg((4, 4), "blue"))
     write_named(source, b"ok.jpg", jpeg((8, 6), "green"))
-    dataset, _ = _ingest(tmp_path, source="raw", format="images")
+    dataset, _ = ingest(tmp_path, source="raw", format="images")
     assert dataset.table.column("id").to_pylist() == ["bad%FF%FEname.jpg", "caf%E9/x.jpg", "ok.jpg"]
     sample = next(dataset.samples())
     assert sample.source == "raw/bad%FF%FEname.jpg" and (sample.width, sample.height) == (8, 6)
     assert (tmp_path / sample.image).read_bytes() == jpeg((8, 6), "red")
-    again, _ = _ingest(tmp_path, source="raw", format="images")
+    again, _ = ingest(tmp_path, source="raw", format="images")
     assert again.digest == dataset.digest
 
 
@@ -591,9 +425,9 @@ def test_label_file_names_that_are_not_text_are_ids_too(tmp_path: Path) -> None:
         "categories": [{"id": 1, "name": "a"}],
     }
     (source / "annotations.json").write_text(json.dumps(document))
-    dataset, _ = _ingest(tmp_path, source="raw")
+    dataset, _ = ingest(tmp_path, source="raw")
     assert dataset.table.column("id").to_pylist() == ["x%FF.jpg"]
-    assert _removed(dataset) == {"y%ED%A0%80.jpg": "missing"}
+    assert removed_reasons(dataset) == {"y%ED%A0%80.jpg": "missing"}
 
 
 def test_a_file_gone_since_the_listing_is_removed_as_missing(tmp_path: Path) -> None:
@@ -653,45 +487,3 @@ def test_pillow_warnings_are_one_line_per_image_never_stderr_noise(
     }
     report = json.loads((project / "reports" / "ingest.json").read_text())
     assert report["image_warnings"] == 4 and report["samples"] == len(BROKEN_EXIF)
-
-
-def test_a_bucket_that_dies_mid_ingest_is_one_line_and_writes_nothing(
-    s3_endpoint: str, corpora: Path, project: Path, run: Any, tmp_path: Path
-) -> None:
-    from urllib.parse import urlsplit
-
-    from flaky import Proxy
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for photo in sorted((corpora / "corrupt/pillow").glob("hopper*.jpg")):
-        shutil.copy(photo, photos)
-    fs = _upload(s3_endpoint, photos, "dying", "set")
-    assert len(fs.ls("dying/set")) > 8
-    parts = urlsplit(s3_endpoint)
-    proxy = Proxy((str(parts.hostname), int(parts.port or 80)), die_after=4)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["ingest"].update(source="s3://dying/set", format="images")
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run(
-        ["pixelpipe", "run", "ingest"],
-        project,
-        check=False,
-        PIXELPIPE_WORKERS="2",
-        AWS_ENDPOINT_URL=proxy.url,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY=SECRET,
-    )
-    proxy.cut()
-    assert proxy.dead and result.returncode == 1
-    assert "Traceback" not in result.stderr and SECRET not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert re.fullmatch(
-        r"error: ingest: reading s3://dying/set/\S+\.jpg failed after 4 tries "
-        r"\(Connection refused\); nothing was written",
-        errors[0],
-    ), errors[0]
-    assert not (project / "data" / "ingest").exists()
-    assert not list((project / "data").glob(".ingest*"))

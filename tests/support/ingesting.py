@@ -1,0 +1,52 @@
+"""Running the ingest step in-process and reading what it removed (the ingest tests share it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe.engine.context import StageContext
+from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.engine.registry import resolve
+
+
+def ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
+    """Run the ingest step in-process and write its dataset, as the runner does."""
+    kind = resolve("ingest")
+    validated = kind.params(**params)
+    tmp = root / "data" / ".ingest.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    ctx = StageContext(
+        stage="ingest",
+        kind="ingest",
+        root=root,
+        output_dir=tmp,
+        final_dir="data/ingest",
+        configs={},
+        seed=0,
+        executor=SerialExecutor(),
+    )
+    result = kind.step([], validated, ctx)
+    kept = result.output.samples_table().num_rows
+    removed = result.output.removed_table().num_rows
+    assert result.expected == kept + removed, "every item found is kept or removed"
+    write_dataset(
+        tmp,
+        result.output,
+        stage="ingest",
+        kind="ingest",
+        params=validated.model_dump(mode="json"),
+        inputs={},
+    )
+    final = root / "data" / "ingest"
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return Dataset(final), result.metrics
+
+
+def removed_reasons(dataset: Dataset) -> dict[str, str]:
+    return {r["id"]: r["reason"] for r in dataset.removed().to_pylist()}
