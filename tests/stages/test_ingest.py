@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from ingesting import ingest, removed_reasons
 from PIL import Image
 from pydantic import ValidationError
+from steps import ingest, removed_reasons
 
 from pixelpipe.dataset import Dataset
 from pixelpipe.engine.registry import resolve

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ingesting import ingest, removed_reasons
+from steps import ingest, removed_reasons
 
 from pixelpipe.dataset import Dataset
 

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import yaml
 from PIL import Image
+from steps import serial_context
 
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, Sample, write_dataset
-from pixelpipe.engine.context import StageContext
-from pixelpipe.engine.executor import SerialExecutor
 from pixelpipe.engine.registry import resolve
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.formats import coco, voc, yolo
@@ -68,16 +67,7 @@ def _publish(root: Path, **params: Any) -> tuple[Path, dict[str, Any]]:
     out = root / "data" / "publish"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    ctx = StageContext(
-        stage="publish",
-        kind="publish",
-        root=root,
-        output_dir=out,
-        final_dir="data/publish",
-        configs={},
-        seed=0,
-        executor=SerialExecutor(),
-    )
+    ctx = serial_context(root, "publish", out)
     result = kind.step([Dataset(root / "data" / "ingest")], validated, ctx)
     assert result.output.samples_table().num_rows == len(BOXES)
     return out, result.metrics

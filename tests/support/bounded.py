@@ -6,7 +6,7 @@ import resource
 import subprocess
 from pathlib import Path
 
-from shell import env
+from shell import launch
 
 # A pixelpipe command maps about 400 MB of address space; an alias bomb would take all of
 # the machine's memory. Past this limit the command fails with a MemoryError instead.
@@ -19,16 +19,7 @@ def _limit_memory() -> None:
 
 def bounded(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run a command with the test environment, tracking off and the address space bounded."""
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env(PIXELPIPE_TRACKING="off", **extra),
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_limit_memory,
-    )
+    return launch(args, cwd, preexec_fn=_limit_memory, **{"PIXELPIPE_TRACKING": "off", **extra})
 
 
 def error_lines(args: list[str], cwd: Path, **extra: str) -> list[str]:

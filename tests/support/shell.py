@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -22,8 +23,11 @@ def env(**extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
-def launch(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a command with the test environment plus ``extra``."""
+def launch(
+    args: list[str], cwd: Path, *, preexec_fn: Callable[[], None] | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the test environment plus ``extra`` (``preexec_fn`` runs in the
+    child before the command, e.g. to set resource limits)."""
     return subprocess.run(
         args,
         cwd=cwd,
@@ -32,6 +36,7 @@ def launch(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProc
         check=False,
         env=env(**extra),
         stdin=subprocess.DEVNULL,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from steps import serial_context
 
 from pixelpipe.dataset import (
     Annotation,
@@ -15,8 +16,6 @@ from pixelpipe.dataset import (
     content_digest,
     write_dataset,
 )
-from pixelpipe.engine.context import StageContext
-from pixelpipe.engine.executor import SerialExecutor
 from pixelpipe.versions.card import CARD_FILE, bar_chart, render_card, write_card
 
 CATEGORIES = [Category(1, "cat"), Category(2, "dog"), Category(3, "bird", parent="animal")]
@@ -143,16 +142,7 @@ def test_an_empty_dataset_has_a_card(tmp_path: Path) -> None:
 
 
 def test_write_card_is_the_one_line_a_publish_step_adds(upstream: Dataset, tmp_path: Path) -> None:
-    ctx = StageContext(
-        stage="publish",
-        kind="publish",
-        root=tmp_path,
-        output_dir=tmp_path / "out",
-        final_dir="data/publish",
-        configs={},
-        seed=0,
-        executor=SerialExecutor(),
-    )
+    ctx = serial_context(tmp_path, "publish", tmp_path / "out")
     ctx.output_dir.mkdir()
     output = published(upstream)
     path = write_card(ctx, [upstream], output, {"formats": ["coco"]})

@@ -1,4 +1,4 @@
-"""Running the ingest step in-process and reading what it removed (the ingest tests share it)."""
+"""Running a stage's step in-process, as the runner would, on one worker."""
 
 from __future__ import annotations
 
@@ -13,6 +13,20 @@ from pixelpipe.engine.executor import SerialExecutor
 from pixelpipe.engine.registry import resolve
 
 
+def serial_context(root: Path, stage: str, output_dir: Path) -> StageContext:
+    """The context the runner gives ``stage`` (kind of the same name), with no workers."""
+    return StageContext(
+        stage=stage,
+        kind=stage,
+        root=root,
+        output_dir=output_dir,
+        final_dir=f"data/{stage}",
+        configs={},
+        seed=0,
+        executor=SerialExecutor(),
+    )
+
+
 def ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
     """Run the ingest step in-process and write its dataset, as the runner does."""
     kind = resolve("ingest")
@@ -20,17 +34,7 @@ def ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
     tmp = root / "data" / ".ingest.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    ctx = StageContext(
-        stage="ingest",
-        kind="ingest",
-        root=root,
-        output_dir=tmp,
-        final_dir="data/ingest",
-        configs={},
-        seed=0,
-        executor=SerialExecutor(),
-    )
-    result = kind.step([], validated, ctx)
+    result = kind.step([], validated, serial_context(root, "ingest", tmp))
     kept = result.output.samples_table().num_rows
     removed = result.output.removed_table().num_rows
     assert result.expected == kept + removed, "every item found is kept or removed"
