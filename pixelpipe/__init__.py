@@ -11,6 +11,9 @@ This module is the public API for stage authors, the built-in stages and custom 
 - the dataset contract: :class:`Dataset`, :class:`DatasetBuilder`, :class:`Sample`,
   :class:`Annotation`, :class:`Category`, :class:`ImageStore`;
 - parallel work: :class:`Executor` (``ctx.executor``) and :func:`chunk_size`;
+  ``ctx.cached_map`` (per-item results reused across runs); what workers read pixels from,
+  ``ctx.pixels(image)``, as :data:`Pixels`, opened with :func:`open_pixels` or
+  :func:`read_pixels`;
 - seeds: :func:`derive_seed`, the key-derived seed behind ``ctx.rng``;
 - config files a stage reads (``configs:``): :func:`load_file` (YAML with the line of every
   key), :class:`Located`, :data:`KeyPath` and :func:`validation_problems` (pydantic errors
@@ -20,6 +23,7 @@ This module is the public API for stage authors, the built-in stages and custom 
 """
 
 from pixelpipe.dataset import Annotation, Category, Dataset, DatasetBuilder, ImageStore, Sample
+from pixelpipe.dataset.images import Pixels, open_pixels, read_pixels
 from pixelpipe.engine.context import StageContext, derive_seed
 from pixelpipe.engine.executor import Executor, chunk_size
 from pixelpipe.engine.loader import validation_problems
@@ -48,6 +52,7 @@ __all__ = [
     "KeyPath",
     "Located",
     "PixelpipeError",
+    "Pixels",
     "Plot",
     "Problem",
     "Sample",
@@ -59,6 +64,8 @@ __all__ = [
     "derive_seed",
     "did_you_mean",
     "load_file",
+    "open_pixels",
+    "read_pixels",
     "stage",
     "validation_problems",
     "write_card",

@@ -1,7 +1,8 @@
 """The ``pixelpipe`` command: one typer app made of one module per command group.
 
-``pipeline`` (compile, run, stages, show), ``project`` (init, demo), ``convert`` and
-``versions`` (release, versions, checkout, get, diff); ``console`` holds what they share.
+``pipeline`` (compile, run, stages, show), ``project`` (init, demo), ``convert``,
+``versions`` (release, versions, checkout, get, diff) and ``cache`` (info, gc); ``console``
+holds what they share.
 This package is the top of the import graph: it may import every other part of pixelpipe,
 and nothing imports it. Commands import their work lazily, so ``pixelpipe --help`` is fast.
 
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from pixelpipe.cli import convert, pipeline, project, versions
+from pixelpipe.cli import cache, convert, pipeline, project, versions
 from pixelpipe.errors import PixelpipeError, RedactingFormatter, redact
 
 app = typer.Typer(
@@ -33,7 +34,7 @@ app = typer.Typer(
     help="Declarative, versioned pipelines for computer-vision datasets.",
     pretty_exceptions_enable=False,
 )
-for group in (pipeline, project, convert, versions):
+for group in (pipeline, project, convert, versions, cache):
     app.add_typer(group.app)
 
 

@@ -1,14 +1,86 @@
-"""Content-addressed image storage: each image's bytes stored once, by sha256."""
+"""Content-addressed image storage: each image's bytes stored once, by sha256.
+
+A stage output keeps its pixels under ``images/<sha[:2]>/<sha><ext>``. When the project has an
+object store (``.pixelpipe/objects/``, beside the per-item cache), the bytes are written there
+once and the output's file is a hard link to the object: a rerun that keeps an image links the
+same object again, so no byte is copied, and the file keeps its inode and mtime, so DVC does
+not hash it again. Where hard links are impossible (another file system), the file is copied.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
+import re
+import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 IMAGES_DIR = "images"
+OBJECTS_DIR = ".pixelpipe/objects"
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+
+
+def objects_dir(root: Path) -> Path:
+    """The project's object store (``PIXELPIPE_OBJECTS_DIR`` overrides)."""
+    override = os.environ.get("PIXELPIPE_OBJECTS_DIR")
+    return Path(override).expanduser() if override else root / OBJECTS_DIR
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+Pixels = str | bytes
+"""Where a worker reads an image: a local path, a URL (fsspec), or the encoded bytes."""
+
+
+def is_url(location: str) -> bool:
+    """True for ``s3://...``, ``https://...`` and other URLs; False for paths."""
+    return bool(_URL.match(location))
+
+
+def open_pixels(pixels: Pixels) -> BinaryIO:
+    """A binary stream of an image's encoded bytes, for ``PIL.Image.open`` and hashing.
+
+    Args:
+        pixels: What :meth:`pixelpipe.StageContext.pixels` gave: a path, a URL read
+            through fsspec (with the credentials and endpoint of the worker's
+            environment), or the bytes.
+    """
+    if isinstance(pixels, bytes):
+        return io.BytesIO(pixels)
+    if is_url(pixels):
+        import fsspec
+
+        opened: BinaryIO = fsspec.open(pixels, "rb").open()
+        return opened
+    return open(pixels, "rb")  # the caller closes it
+
+
+def read_pixels(pixels: Pixels) -> bytes:
+    """The encoded bytes of an image given as :data:`Pixels`."""
+    if isinstance(pixels, bytes):
+        return pixels
+    with open_pixels(pixels) as stream:
+        return stream.read()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:
+        return  # identical content: the same name is the same sha256
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 @dataclass(frozen=True)
@@ -21,14 +93,41 @@ class ImageStore:
     Attributes:
         write_dir: The output directory being written (temporary).
         final_dir: The output directory relative to the project root (``data/ingest``).
+        objects: The project's object store, or ``None`` to write files into the output.
     """
 
     write_dir: Path
     final_dir: str
+    objects: Path | None = None
 
     def _place(self, sha: str, ext: str) -> tuple[Path, str]:
         rel = f"{IMAGES_DIR}/{sha[:2]}/{sha}{ext.lower()}"
         return self.write_dir / rel, f"{self.final_dir}/{rel}"
+
+    def _object(self, sha: str) -> Path | None:
+        return None if self.objects is None else self.objects / sha[:2] / sha
+
+    def _incoming(self, name: str) -> Path:
+        folder = self.objects if self.objects is not None else self.write_dir / IMAGES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f".incoming-{os.getpid()}-{name}"
+
+    def _settle(self, tmp: Path, sha: str, ext: str) -> str:
+        """Move a fully written temporary file to its place; returns the manifest path."""
+        target, rel = self._place(sha, ext)
+        obj = self._object(sha)
+        if obj is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            return rel
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        if obj.exists():
+            tmp.unlink()
+        else:
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # never edited in place
+            os.replace(tmp, obj)
+        _link_or_copy(obj, target)
+        return rel
 
     def put_stream(self, stream: BinaryIO, ext: str) -> tuple[str, str]:
         """Store bytes read from ``stream``; returns ``(manifest path, sha256)``.
@@ -36,18 +135,14 @@ class ImageStore:
         The bytes are hashed while copied, so a file is read once. Identical content is
         stored once.
         """
-        self.write_dir.joinpath(IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-        tmp = self.write_dir / IMAGES_DIR / f".incoming-{os.getpid()}-{id(stream)}"
+        tmp = self._incoming(str(id(stream)))
         digest = hashlib.sha256()
         with tmp.open("wb") as out:
             while block := stream.read(1 << 20):
                 digest.update(block)
                 out.write(block)
         sha = digest.hexdigest()
-        target, rel = self._place(sha, ext)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
-        return rel, sha
+        return self._settle(tmp, sha, ext), sha
 
     def put_file(self, path: Path, ext: str | None = None) -> tuple[str, str]:
         """Store a copy of a local file; returns ``(manifest path, sha256)``."""
@@ -57,9 +152,59 @@ class ImageStore:
     def put_bytes(self, data: bytes, ext: str) -> tuple[str, str]:
         """Store encoded image bytes; returns ``(manifest path, sha256)``."""
         sha = hashlib.sha256(data).hexdigest()
-        target, rel = self._place(sha, ext)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        obj = self._object(sha)
+        if obj is not None and obj.exists():
+            target, rel = self._place(sha, ext)
+            _link_or_copy(obj, target)
+            return rel, sha
+        tmp = self._incoming(sha)
         tmp.write_bytes(data)
-        os.replace(tmp, target)
-        return rel, sha
+        return self._settle(tmp, sha, ext), sha
+
+    def link(self, sha: str, ext: str) -> str | None:
+        """Put an image already in the object store into this output, without reading it.
+
+        Returns:
+            The manifest path, or ``None`` when the object is not there (never stored, or
+            collected by ``pixelpipe cache gc``): the caller computes the image again.
+        """
+        obj = self._object(sha)
+        if obj is None:
+            return None
+        target, rel = self._place(sha, ext)
+        try:
+            _link_or_copy(obj, target)
+        except FileNotFoundError:
+            return None
+        return rel
+
+
+def collect_objects(root: Path) -> tuple[int, int]:
+    """Delete objects no output and no DVC cache links to (a link count of 1).
+
+    An object that a workspace output or DVC's cache (with ``cache.type`` hardlink) still
+    links costs no byte of its own; one that nothing links is only a cache entry, and a
+    rerun that needs it again stores it again.
+
+    Returns:
+        ``(objects deleted, bytes freed)``.
+    """
+    folder = objects_dir(root)
+    deleted = freed = 0
+    if not folder.is_dir():
+        return 0, 0
+    for leftover in folder.glob(".incoming-*"):  # of a process killed while writing
+        pid = leftover.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            freed += leftover.stat().st_size
+            leftover.unlink(missing_ok=True)
+    for path in folder.glob("*/*"):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_nlink == 1 and path.is_file():
+            path.unlink(missing_ok=True)
+            deleted += 1
+            freed += info.st_size
+    return deleted, freed

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from pixelpipe.dataset.images import ImageStore
-from pixelpipe.engine.executor import Executor
+from pixelpipe.dataset.images import ImageStore, is_url, objects_dir
+from pixelpipe.engine.executor import Executor, chunk_size
+from pixelpipe.engine.itemcache import ItemCache, enabled
 from pixelpipe.engine.progress import Advance, progress
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def derive_seed(*key: object) -> int:
@@ -36,6 +41,7 @@ class StageContext:
         seed: The stage seed (the ``seed`` param when the stage has one, else 0).
         executor: Maps work over chunks on workers.
         log: The stage's logger.
+        cache: The per-item cache (results reused across runs and stages).
     """
 
     stage: str
@@ -47,11 +53,66 @@ class StageContext:
     seed: int
     executor: Executor
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("pixelpipe"))
+    cache: ItemCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache is None:
+            self.cache = ItemCache(self.root)
 
     @property
     def images(self) -> ImageStore:
-        """The content-addressed image store of this output."""
-        return ImageStore(self.output_dir, self.final_dir)
+        """The content-addressed image store of this output (linked to the object store)."""
+        return ImageStore(
+            self.output_dir, self.final_dir, objects_dir(self.root) if enabled() else None
+        )
+
+    def cached_map(
+        self,
+        namespace: str,
+        salt: object,
+        fn: Callable[[list[T]], list[R]],
+        items: Sequence[T],
+        content: Callable[[T], object],
+        *,
+        advance: Advance | None = None,
+        largest_chunk: int = 256,
+        keep: Callable[[R], bool] = lambda _: True,
+    ) -> Iterator[R]:
+        """``executor.map_chunks(fn, items)``, with each item's result reused from the cache.
+
+        Only the items whose key (``namespace``, ``salt``, ``content(item)`` and the kind's
+        code version) is not in the cache go to the workers; results come in input order.
+
+        Args:
+            namespace: What the results are, e.g. ``"dedupe.hashes"``.
+            salt: The params that affect the results (a value with a stable ``repr``).
+            fn: A picklable chunk function, as for ``map_chunks``.
+            items: The items.
+            content: An item's content key (its sha256, and its annotations or id where
+                the result depends on them).
+            advance: Progress callback, called for cached and computed items alike.
+            largest_chunk: Most items per chunk sent to a worker.
+            keep: Whether a computed result may be stored (not a transient failure).
+        """
+        assert self.cache is not None
+
+        def compute(missing: list[T]) -> Iterator[R]:
+            size = chunk_size(len(missing), self.executor.workers, largest_chunk)
+            return self.executor.map_chunks(fn, missing, size, advance)
+
+        return self.cache.map(namespace, salt, items, content, compute, keep, advance)
+
+    def pixels(self, image: str) -> str | bytes:
+        """Where a worker reads an image from: a URL or local path, or the bytes themselves.
+
+        A manifest's ``image`` is a URL (read by the worker through fsspec) or a path in
+        the project. Workers that share the project's disk get the absolute path; workers
+        that do not (a Dask cluster elsewhere) get the bytes, read here.
+        """
+        if is_url(image):
+            return image
+        path = self.resolve(image)
+        return str(path) if self.executor.shared_disk else path.read_bytes()
 
     def rng(self, *key: object) -> np.random.Generator:
         """A generator seeded from (stage seed, ``*key``), e.g. ``ctx.rng(sample.id, copy)``."""

@@ -6,7 +6,11 @@ workers or on the executor. Choose with ``--executor``/``PIXELPIPE_EXECUTOR``:
 - ``local`` (default): a process pool of ``--workers``/``PIXELPIPE_WORKERS`` processes
   (1 runs in-process);
 - ``dask``: a ``distributed.LocalCluster`` on loopback with that many workers;
-- ``dask://HOST:PORT`` or ``tcp://HOST:PORT``: an existing Dask scheduler.
+- ``dask://HOST:PORT`` or ``tcp://HOST:PORT``: an existing Dask scheduler. Its workers are
+  taken not to share the project's disk (``shared_disk`` is False): stages send them the
+  bytes of images stored in the project and URLs of the rest, and workers write nothing
+  into the project. ``PIXELPIPE_SHARED_DISK=1`` says they do share it (an NFS mount at
+  the same path).
 
 A :class:`~pixelpipe.errors.PixelpipeError` raised in a worker (a user mistake, a source
 that went away) travels back as a value and is raised in the parent as itself, with its
@@ -35,6 +39,8 @@ class Executor(Protocol):
     """Maps a function over chunks of items; results in input order."""
 
     workers: int
+    shared_disk: bool
+    """Whether workers see the project's files at the same paths."""
 
     def map_chunks(
         self,
@@ -75,6 +81,7 @@ class SerialExecutor:
     """Runs every chunk in this process."""
 
     workers = 1
+    shared_disk = True
 
     def map_chunks(
         self,
@@ -155,6 +162,7 @@ class _PoolExecutor:
     """
 
     workers: int
+    shared_disk = True
 
     def _submit(self, fn: Callable[[list[Any]], Any], chunk: list[Any]) -> Any:
         raise NotImplementedError
@@ -210,6 +218,7 @@ class DaskExecutor(_PoolExecutor):
         from distributed import Client, LocalCluster
 
         self._cluster: Any = None
+        self.shared_disk = address is None or os.environ.get("PIXELPIPE_SHARED_DISK") == "1"
         if address is None:
             self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=workers,

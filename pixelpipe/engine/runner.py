@@ -22,6 +22,7 @@ from pixelpipe.engine import tracking
 from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR, plot_file
 from pixelpipe.engine.context import StageContext
 from pixelpipe.engine.executor import make_executor
+from pixelpipe.engine.itemcache import ItemCache, code_version
 from pixelpipe.engine.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
 from pixelpipe.engine.stage import StageResult
 from pixelpipe.engine.workspace import clean_leftovers
@@ -160,6 +161,7 @@ def run_stage(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     pool = make_executor(executor, workers)
+    cache = ItemCache(root, code_version(planned.kind.step.__module__))
     try:
         ctx = StageContext(
             stage=name,
@@ -171,6 +173,7 @@ def run_stage(
             seed=int(getattr(planned.params, "seed", 0)),
             executor=pool,
             log=log,
+            cache=cache,
         )
         log.info("running %s (%s) with %d worker(s)", name, planned.spec.kind, pool.workers)
         result = planned.kind.step(inputs, planned.params, ctx)
@@ -191,7 +194,16 @@ def run_stage(
         swap_into_place(tmp, data_dir / name)
     finally:
         pool.close()
+        cache.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    for namespace, stats in sorted(cache.stats.items()):
+        log.info(
+            "%s: %s: %d reused from the item cache, %d computed",
+            name,
+            namespace,
+            stats.hits,
+            stats.computed,
+        )
     counts = info["counts"]
     report = {**numbers, **counts}
     mlflow_run.log(inputs, info, report)  # run id -> reports/runs/ (untracked); raises if it fails

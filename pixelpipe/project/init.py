@@ -58,6 +58,17 @@ def _run(args: list[str], cwd: Path) -> None:
         raise PixelpipeError(f"`{' '.join(args)}` failed: {result.stderr.strip() or result.stdout}")
 
 
+DVC_CONFIG = """[core]
+    analytics = false
+    autostage = true
+[cache]
+    type = reflink,hardlink,copy
+"""
+"""No analytics calls from a data pipeline; `dvc repro` stages what it changes in git; DVC's
+cache links the outputs instead of copying them (outputs are never edited in place: every
+run writes new files), so an output and its cached copy are one set of bytes."""
+
+
 def init_project(directory: Path) -> Iterator[str]:
     """Create or complete a project in ``directory``; existing files are kept.
 
@@ -83,8 +94,10 @@ def init_project(directory: Path) -> Iterator[str]:
         _run([sys.executable, "-m", "dvc", "init", "-q"], directory)
         # No analytics calls from a data pipeline; `dvc repro` stages what it changes in git.
         with (directory / ".dvc" / "config").open("a", encoding="utf-8") as config:
-            config.write("[core]\n    analytics = false\n    autostage = true\n")
-        yield "initialised DVC"
+            config.write(DVC_CONFIG)
+        with (directory / ".dvcignore").open("a", encoding="utf-8") as ignore:
+            ignore.write("/.pixelpipe/\n")
+        yield "initialised DVC (cache of hard links: each output byte is stored once)"
     pipeline_text = (TEMPLATES / "pipelines" / "default.yaml").read_text(encoding="utf-8")
     files = {
         DEFAULT_PIPELINE: pipeline_text,
