@@ -117,6 +117,9 @@ class Tree:
         links_out: Symlinks leading outside the root (not followed), with a reason.
         hidden: How many hidden files and folders were left out.
         hint: When the location named a file, its relative path (the tree is its folder).
+        stamps: Remote trees: what the listing says of each file that identifies its
+            content (:func:`stamp`), by relative path; a file the listing says nothing
+            stable of has none. Local trees: empty (``os.stat`` tells more).
     """
 
     access: FileAccess
@@ -125,6 +128,7 @@ class Tree:
     links_out: dict[str, str] = field(default_factory=dict)
     hidden: int = 0
     hint: str | None = None
+    stamps: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._files = set(self.files)
@@ -385,15 +389,16 @@ def open_tree(
     root = root.rstrip("/")
     names = _find(fs, root, shown)
     hint = None
-    if names == [root]:  # the location is a file: the tree is its folder
+    if list(names) == [root]:  # the location is a file: the tree is its folder
         root, hint = posixpath.dirname(root), posixpath.basename(root)
         shown = posixpath.dirname(shown.rstrip("/"))
         names = _find(fs, root, shown)
     prefix = f"{root}/"
     files: list[str] = []
+    stamps: dict[str, str] = {}
     links_out: dict[str, str] = {}
     hidden = 0
-    for name in names:
+    for name, info in names.items():
         if not name.startswith(prefix) or name.endswith("/"):
             continue
         rel = name[len(prefix) :]
@@ -404,21 +409,68 @@ def open_tree(
             hidden += 1
             continue
         files.append(rel)
+        if stable := stamp(info):
+            stamps[rel] = stable
     if not files and not links_out:
         raise PixelpipeError(f"source not found or empty: {shown}")
     access = FileAccess(fs, root, None, shown.rstrip("/"))
-    return Tree(access, shown.rstrip("/"), files, links_out, hidden, hint)
+    return Tree(access, shown.rstrip("/"), files, links_out, hidden, hint, stamps)
 
 
-def _find(fs: Any, root: str, shown: str) -> list[str]:
-    """Every file below ``root`` (or ``[root]`` when it is a file), sorted.
+_STAMP_KEYS = {
+    "etag": "etag",
+    "e_tag": "etag",
+    "md5hash": "md5",
+    "content-md5": "md5",
+    "content_md5": "md5",
+    "md5": "md5",
+    "crc32c": "crc32c",
+    "checksum": "checksum",
+    "digest": "checksum",
+    "sha256": "sha256",
+    "generation": "generation",
+    "versionid": "version",
+    "version_id": "version",
+    "lastmodified": "mtime",
+    "last_modified": "mtime",
+    "mtime": "mtime",
+    "updated": "mtime",
+}
+
+
+def stamp(info: Any) -> str:
+    """What a listing (``fs.find(detail=True)``, ``fs.info``) says that identifies a file's content.
+
+    The size plus every ETag, checksum, generation, version and modification time the
+    filesystem gives (S3, GCS, Azure, HTTP headers), as ``key=value`` text; ``""`` when it
+    gives none of them (the size alone does not tell two versions of a file apart).
+    """
+    if not isinstance(info, dict):
+        return ""
+    fields: dict[str, str] = {}
+    for key, value in info.items():
+        name = _STAMP_KEYS.get(str(key).lower())
+        if name is not None and value not in (None, ""):
+            fields.setdefault(name, str(value))
+    if not fields:
+        return ""
+    size = info.get("size", info.get("Size"))
+    return ";".join([f"size={size}", *(f"{k}={v}" for k, v in sorted(fields.items()))])
+
+
+def _find(fs: Any, root: str, shown: str) -> dict[str, Any]:
+    """Every file below ``root`` (or ``root`` itself when it is a file), sorted, with its info.
+
+    The info is what the listing says of the file (see :func:`stamp`).
 
     Transient failures are retried (:func:`pixelpipe.fileaccess.retrying`).
     """
 
-    def find() -> list[str]:
-        found = fs.find(root, withdirs=False, detail=False)
-        return list(found) if found or not fs.isfile(root) else [root]
+    def find() -> dict[str, Any]:
+        found = fs.find(root, withdirs=False, detail=True)
+        if found or not fs.isfile(root):
+            return dict(found)
+        return {root: fs.info(root)}
 
     try:
         found = retrying(f"listing {shown}", find)
@@ -428,7 +480,7 @@ def _find(fs: Any, root: str, shown: str) -> list[str]:
         raise PixelpipeError(
             f"cannot list {shown}: {type(exc).__name__}: {_clean_message(str(exc))}"
         ) from None
-    return sorted(str(n) for n in found)
+    return {str(name): found[name] for name in sorted(found, key=str)}
 
 
 def _clean_message(text: str) -> str:

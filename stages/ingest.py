@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import itertools
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
 from pixelpipe import (
-    Annotation,
     Dataset,
     DatasetBuilder,
     Dependency,
     ImageStore,
     PixelpipeError,
     Problem,
-    Sample,
     StageContext,
     StageParams,
     StageResult,
@@ -36,30 +31,33 @@ from pixelpipe.formats.base import (
     id_folder,
     removal_id,
     sample_id,
-    to_pixels,
 )
-from pixelpipe.formats.pixels import (
-    DEFAULT_MAX_PIXELS,
-    ImageChecks,
-    check_image,
-    orient_annotations,
-    pillow_warnings,
-    upright,
-    warnings_line,
-)
+from pixelpipe.formats.pixels import DEFAULT_MAX_PIXELS
 from pixelpipe.sources import (
     FileAccess,
     SourceUnavailable,
+    Tree,
     credential_problem,
     name_id,
     open_tree,
 )
+from stages._ingest.keys import make_jobs, stamp_local
+from stages._ingest.parent import (
+    ORIENTATION_COLUMN as ORIENTATION_COLUMN,
+)
+from stages._ingest.parent import (
+    WARNINGS_LOGGED,
+    Collector,
+    Work,
+    source_uri,
+)
+from stages._ingest.worker import Failed, Job, Result, Settings, probe_chunk
 
-ORIENTATION_COLUMN = "exif_orientation"
-_OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
-"""Failures to write the output, which stop the stage (not the image's fault)."""
-WARNINGS_LOGGED = 50
-"""Images whose Pillow warnings are logged one line each; the rest are counted."""
+NAMESPACE = "ingest.images"
+"""What the per-item cache keeps for ingest: each source file's probe, by path and stamp."""
+CHUNK = 64
+"""Most images per chunk sent to a worker."""
+T = TypeVar("T")
 
 
 class Params(StageParams):
@@ -99,131 +97,49 @@ class Params(StageParams):
         return value
 
 
-@dataclass(frozen=True)
-class _Work:
-    """One image for a worker: where it is and the labels to check against it."""
-
-    id: str
-    path: str
-    width: int | None
-    height: int | None
-    normalized: bool
-    annotations: list[Annotation]
-    origin: str
+def _content(job: Job) -> tuple[str, str]:
+    """An image's content key: its path in the source and its stamp (see ``_ingest.keys``)."""
+    return job.path, job.stamp
 
 
-@dataclass(frozen=True)
-class _Settings:
-    checks: ImageChecks
-    jpeg_quality: int
-
-
-def _removal(work: _Work, reason: str, detail: str) -> dict[str, Any]:
-    return {"id": work.id, "reason": reason, "detail": detail}
-
-
-def _download(access: FileAccess, store: ImageStore, work: _Work) -> Path:
-    """A remote image copied once into the output folder, to be read locally."""
-    incoming = store.write_dir / "images" / f".download-{os.getpid()}-{id(work)}"
-    incoming.parent.mkdir(parents=True, exist_ok=True)
-    with access.open(work.path) as stream, incoming.open("wb") as out:
-        while block := stream.read(1 << 20):
-            out.write(block)
-    return incoming
-
-
-def _one(access: FileAccess, store: ImageStore, settings: _Settings, work: _Work) -> dict[str, Any]:
-    """Check, orient and store one image; a removal when it is not usable.
-
-    Only failures to read the image remove it; a source that fails for good
-    (:class:`SourceUnavailable`) and failures to write the output stop the stage.
-    """
-    local = access.local_path(work.path)
-    incoming: Path | None = None
-    try:
-        if local is None:  # remote: download once, then read locally
-            try:
-                incoming = local = _download(access, store, work)
-            except FileNotFoundError:
-                return _removal(work, "missing", "gone since the source was listed")
-            except OSError as exc:
-                return _removal(work, "unreadable", f"{type(exc).__name__}: {exc}")
-        checked = check_image(
-            local, settings.checks, (work.width, work.height), bool(work.annotations), work.origin
-        )
-        if isinstance(checked, tuple):
-            return _removal(work, *checked)
-        probed = checked.probe
-        annotations = work.annotations
-        if work.normalized:
-            annotations = to_pixels(annotations, *checked.label_size)
-        if checked.frame == "stored":
-            annotations = orient_annotations(
-                annotations, probed.orientation, probed.width, probed.height
-            )
-        said = list(probed.warnings)
-        if probed.orientation != 1:
-            try:
-                with pillow_warnings() as more:
-                    data, ext = upright(local, settings.jpeg_quality)
-            except PixelpipeError:
-                raise
-            except Exception as exc:  # a photo whose header read but whose pixels do not
-                return _removal(work, "unreadable", f"{type(exc).__name__}: {exc}")
-            said += [m for m in more if m not in said]
-        try:
-            if probed.orientation != 1:
-                image, sha = store.put_bytes(data, ext)
-            else:
-                image, sha = store.put_file(local, Path(work.path).suffix)
-        except FileNotFoundError:
-            return _removal(work, "missing", "gone since the source was listed")
-        except OSError as exc:
-            if exc.errno in _OUTPUT_FULL:
-                raise PixelpipeError(f"cannot write {store.write_dir}: {exc.strerror}") from None
-            return _removal(work, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
-    finally:
-        if incoming is not None:
-            incoming.unlink(missing_ok=True)
-    width, height = probed.displayed
-    return {
-        "id": work.id,
-        "image": image,
-        "sha256": sha,
-        "width": width,
-        "height": height,
-        "orientation": probed.orientation,
-        "frame": checked.frame,
-        "annotations": annotations,
-        "warnings": said,
-    }
-
-
-def _ingest_work(
-    access: FileAccess, store: ImageStore, settings: _Settings, items: list[_Work]
-) -> list[dict[str, Any]]:
-    """Probe, orient and store each image; runs in a worker."""
-    return [_one(access, store, settings, work) for work in items]
+def _cacheable(result: Result) -> bool:
+    return result.cacheable
 
 
 def _ingest_chunk(
     store: ImageStore, max_pixels: int, decode: bool, items: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """Probe, orient and store local files given as ``(id, path)``, without labels.
+    """Probe local files given as ``(id, path)``, without labels; what each file is.
 
-    The chunk function of the first ingest, kept for the executor tests and benchmarks.
+    The chunk function of the first ingest, kept for the executor tests. Like every
+    worker it writes nothing (``store`` is not used any more): a removal is
+    ``{"id", "reason", "detail"}``, an image ``{"id", "sha256", "width", "height",
+    "orientation", "warnings"}``.
     """
+    del store
     access = FileAccess(None, "/", Path("/"))
-    settings = _Settings(ImageChecks(max_pixels, decode), 95)
-    return [
-        _one(
-            access,
-            store,
-            settings,
-            _Work(sample, Path(path).resolve().as_posix().lstrip("/"), None, None, False, [], path),
-        )
-        for sample, path in items
+    settings = Settings(max_pixels, decode, 95)
+    jobs = [
+        Job(Path(path).resolve().as_posix().lstrip("/"), stamp_local(Path(path)))
+        for _, path in items
     ]
+    out: list[dict[str, Any]] = []
+    for (sample, _), result in zip(items, probe_chunk(access, settings, jobs), strict=True):
+        if isinstance(result, Failed):
+            out.append({"id": sample, "reason": result.reason, "detail": result.detail})
+            continue
+        width, height = result.probe.displayed
+        out.append(
+            {
+                "id": sample,
+                "sha256": result.sha256,
+                "width": width,
+                "height": height,
+                "orientation": result.probe.orientation,
+                "warnings": list(result.warnings),
+            }
+        )
+    return out
 
 
 def _source_problem(error: PixelpipeError, stage_name: str) -> PixelpipeError:
@@ -309,7 +225,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
             removal.detail,
             tree.uri(removal.path) if removal.path else removal.id,
         )
-    work: list[_Work] = []
+    work: list[Work] = []
     referenced: set[str] = set()
     for item in labels.items:
         sid = sample_id(item.image, folder)
@@ -321,7 +237,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
             remove(sid, "missing", f"listed in {item.origin} but not found", tree.uri(item.image))
         else:
             work.append(
-                _Work(
+                Work(
                     sid,
                     item.image,
                     item.width,
@@ -335,49 +251,25 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         if not any(r == link or r.startswith(f"{link}/") for r in referenced):
             remove(sample_id(link, folder), "unsafe_path", f"{tree.shown(link)}: {why}", "")
     found = len(work) + len(removed)
-    items = {w.id: w for w in work}
     splits = {item.image: item.split for item in labels.items}
-    checks = ImageChecks(params.max_pixels, params.decode, params.label_frame)
-    chunk = functools.partial(
-        _ingest_work, tree.access, ctx.images, _Settings(checks, params.jpeg_quality)
+    collect = Collector(
+        out,
+        ctx.images,
+        tree.access,
+        params.label_frame,
+        lambda one, reason, detail: remove(one.id, reason, detail, tree.uri(one.path)),
+        lambda one: (source_uri(tree.uri(one.path), ctx.root), splits[one.path]),
+        ctx.log,
+        ctx.stage,
     )
-    rotated = stored_frame = warned = 0
-    with ctx.progress(len(work), "reading images") as advance:
-        results = ctx.executor.map_chunks(
-            chunk, work, chunk_size(len(work), ctx.executor.workers, 64), advance
-        )
-        for result in _until_the_source_fails(results, ctx.stage):
-            sid = result["id"]
-            one = items[sid]
-            if "reason" in result:
-                remove(sid, result["reason"], result["detail"], tree.uri(one.path))
-                continue
-            rotated += result["orientation"] != 1
-            stored_frame += result["frame"] == "stored" and result["orientation"] != 1
-            if result["warnings"]:
-                warned += 1
-                if warned <= WARNINGS_LOGGED:
-                    ctx.log.warning("%s: %s: %s", ctx.stage, sid, warnings_line(result["warnings"]))
-            out.add(
-                Sample(
-                    id=sid,
-                    image=result["image"],
-                    sha256=result["sha256"],
-                    width=result["width"],
-                    height=result["height"],
-                    source=_source_uri(tree.uri(one.path), ctx.root),
-                    split=splits[one.path],
-                    annotations=result["annotations"],
-                    extra={ORIENTATION_COLUMN: result["orientation"]},
-                )
-            )
+    _read_images(ctx, params, tree.access, work, _jobs(ctx, tree, work), collect)
     for sid, (reason, detail, source) in sorted(removed.items()):
         out.remove(sid, reason, detail, source=source or None)
-    if warned > WARNINGS_LOGGED:
+    if collect.warned > WARNINGS_LOGGED:
         ctx.log.warning(
             "%s: %d more images with Pillow warnings (image_warnings in the metrics)",
             ctx.stage,
-            warned - WARNINGS_LOGGED,
+            collect.warned - WARNINGS_LOGGED,
         )
     images_listed = sum(1 for f in tree.files if has_extension(f, extensions))
     ctx.log.info("%s: read as %s", tree.display, labels.format)
@@ -386,30 +278,63 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         "files": len(tree.files),
         "hidden_files": tree.hidden,
         "ignored_files": len(tree.files) - images_listed,
-        "exif_rotated": rotated,
-        "labels_moved_with_exif": stored_frame,
-        "image_warnings": warned,
+        "exif_rotated": collect.rotated,
+        "labels_moved_with_exif": collect.stored_frame,
+        "image_warnings": collect.warned,
         **dict(itertools.islice(sorted(labels.notes.items()), 20)),
     }
     return StageResult(output=out, metrics=metrics, expected=found)
 
 
-def _until_the_source_fails(
-    results: Iterator[dict[str, Any]], stage_name: str
-) -> Iterator[dict[str, Any]]:
+def _read_images(
+    ctx: StageContext,
+    params: Params,
+    access: FileAccess,
+    work: list[Work],
+    jobs: list[Job],
+    collect: Collector,
+) -> None:
+    """Each image's result, reused from the per-item cache or computed by the workers.
+
+    A cached result whose object was collected from the project's store, and a local
+    file that changed between the worker's read and the copy, are computed again.
+    """
+    settings = Settings(params.max_pixels, params.decode, params.jpeg_quality)
+    fn = functools.partial(probe_chunk, access, settings)
+    salt = (settings.max_pixels, settings.decode, settings.jpeg_quality)
+    redo: list[int] = []
+    with ctx.progress(len(work), "reading images") as advance:
+        results = ctx.cached_map(
+            NAMESPACE,
+            salt,
+            fn,
+            jobs,
+            _content,
+            advance=advance,
+            largest_chunk=CHUNK,
+            keep=_cacheable,
+        )
+        for index, result in enumerate(_until_the_source_fails(results, ctx.stage)):
+            if not collect.take(work[index], jobs[index], result):
+                redo.append(index)
+        if redo:
+            size = chunk_size(len(redo), ctx.executor.workers, CHUNK)
+            again = ctx.executor.map_chunks(fn, [jobs[i] for i in redo], size)
+            for index, result in zip(redo, _until_the_source_fails(again, ctx.stage), strict=True):
+                collect.take(work[index], jobs[index], result, last_try=True)
+
+
+def _jobs(ctx: StageContext, tree: Tree, work: list[Work]) -> list[Job]:
+    """The work items of the images, with their content stamps (see ``_ingest.keys``)."""
+    paths = [one.path for one in work]
+    return make_jobs(
+        tree, paths, ctx.executor, lambda found: _until_the_source_fails(found, ctx.stage)
+    )
+
+
+def _until_the_source_fails(results: Iterator[T], stage_name: str) -> Iterator[T]:
     """The workers' results; a source that fails for good stops the stage in one line."""
     try:
         yield from results
     except SourceUnavailable as exc:
         raise PixelpipeError(f"{stage_name}: {exc}; nothing was written") from None
-
-
-def _source_uri(uri: str, root: Path) -> str:
-    """Where an image came from: relative to the project when inside it, else as given."""
-    path = Path(uri)
-    if not path.is_absolute():
-        return uri
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()

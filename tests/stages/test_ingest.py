@@ -431,19 +431,19 @@ def test_label_file_names_that_are_not_text_are_ids_too(tmp_path: Path) -> None:
 
 
 def test_a_file_gone_since_the_listing_is_removed_as_missing(tmp_path: Path) -> None:
-    from pixelpipe.dataset import ImageStore
-    from pixelpipe.formats.pixels import ImageChecks
     from pixelpipe.sources import open_tree
-    from stages.ingest import _ingest_work, _Settings, _Work
+    from stages._ingest.keys import stamp_local
+    from stages._ingest.worker import Failed, Job, Settings, probe_chunk
 
     (tmp_path / "raw").mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "raw" / "a.png")
     tree = open_tree(str(tmp_path / "raw"))
+    job = Job("a.png", stamp_local(tmp_path / "raw" / "a.png"))
     (tmp_path / "raw" / "a.png").unlink()
-    work = _Work("a.png", "a.png", None, None, False, [], "")
-    store = ImageStore(tmp_path / "out", "data/x")
-    (result,) = _ingest_work(tree.access, store, _Settings(ImageChecks(), 95), [work])
-    assert result["reason"] == "missing" and "not found when read" in result["detail"]
+    (result,) = probe_chunk(tree.access, Settings(10**8, False, 95), [job])
+    assert isinstance(result, Failed) and result.reason == "missing"
+    assert "not found when read" in result.detail
+    assert result.transient and not result.cacheable, "a file that went away is not cached"
 
 
 BROKEN_EXIF = [

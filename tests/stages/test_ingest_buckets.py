@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -179,3 +180,52 @@ def test_a_bucket_that_dies_mid_ingest_is_one_line_and_writes_nothing(
     ), errors[0]
     assert not (project / "data" / "ingest").exists()
     assert not list((project / "data").glob(".ingest*"))
+
+
+def test_a_rerun_from_s3_reads_only_new_objects(
+    s3_endpoint: str, demo_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's ETags key the per-item cache: unchanged objects are not downloaded."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("cat.jpg", "clock.jpg", "coffee.jpg", "notes.jpg"):
+        shutil.copy(demo_raw / "images" / name, photos)
+    fs = _upload(s3_endpoint, photos, "rerun", "set")
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PIXELPIPE_CACHE", raising=False)
+    opens: list[object] = []
+    real = Image.open
+
+    def recording(fp: Any, *args: Any, **kwargs: Any) -> Image.Image:
+        opens.append(fp)
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", recording)
+    project = tmp_path / "project"
+    first, _ = ingest(project, source="s3://rerun/set", format="images")
+    assert len(first) == 3 and len(opens) == 4
+    opens.clear()
+    again, _ = ingest(project, source="s3://rerun/set", format="images")
+    assert opens == [] and again.digest == first.digest
+    fs.pipe("rerun/set/launchpad.jpg", (demo_raw / "images" / "launchpad.jpg").read_bytes())
+    opens.clear()
+    third, _ = ingest(project, source="s3://rerun/set", format="images")
+    assert len(opens) == 1 and len(third) == 4
+    shutil.rmtree(project / ".pixelpipe" / "objects")
+    opens.clear()
+    fourth, _ = ingest(project, source="s3://rerun/set", format="images")
+    assert len(opens) == 4, "images whose objects were collected are downloaded again"
+    monkeypatch.setenv("PIXELPIPE_CACHE", "off")
+    fresh, _ = ingest(project, source="s3://rerun/set", format="images")
+    assert fourth.digest == fresh.digest == third.digest
+    for sample in fresh.samples():
+        data = (project / sample.image).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == sample.sha256
