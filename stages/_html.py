@@ -11,6 +11,7 @@ import html
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -27,7 +28,7 @@ _PLACEHOLDER = (
 
 
 def thumbnail(
-    path: Path,
+    path: Path | BinaryIO,
     size: int = 192,
     boxes: Sequence[tuple[tuple[float, float, float, float], str]] = (),
     color: str = "#e6194b",
@@ -35,7 +36,7 @@ def thumbnail(
     """A JPEG thumbnail of ``path`` as a data URI, with COCO boxes drawn and labelled.
 
     Args:
-        path: The image file.
+        path: The image file, or a binary stream of its encoded bytes.
         size: Longest side of the thumbnail in pixels.
         boxes: ``([x, y, w, h], label)`` pairs in the image's own pixels.
         color: Box colour.

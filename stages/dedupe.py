@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -20,14 +19,15 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
-    chunk_size,
     stage,
 )
 from pixelpipe.imaging import hamming
-from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec, hash_chunk, to_words
+from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec
 from stages._dedupe.decide import KeepPolicy, conflict
 from stages._dedupe.group import Grouping, group
+from stages._dedupe.hashes import Files, Hashes, distinct_files, hash_and_search
 from stages._dedupe.report import ClusterView, ReportData, Shot, render
+from stages._dedupe.thumbs import add_thumbnails
 from stages._dedupe.views import boxes, chain_views, labels
 
 REPORT_FILE = "report.html"
@@ -146,8 +146,8 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     (dataset,) = inputs
     table = dataset.table
     spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant)
-    files = _distinct_files(table)
-    hashes = _hash_and_search(table, files, spec, params, ctx)
+    files = distinct_files(table)
+    hashes = hash_and_search(table, files, spec, params.near, params.max_distance, ctx)
     grouping = group(
         table,
         files.of_row,
@@ -159,7 +159,7 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     )
     names = {c.id: c.name for c in dataset.categories}
     out = DatasetBuilder(dataset.categories)
-    decided = _decide(out, table, files, hashes, grouping, params, names, ctx.root)
+    decided = _decide(out, table, files, hashes, grouping, params, names)
     out.add_table(_manifest(table, files, hashes, decided, params, spec))
 
     unhashable = [
@@ -201,12 +201,13 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         algorithm=params.algorithm,
         clusters=shown[: params.report_clusters],
         clusters_total=len(shown),
-        chains=chain_views(grouping, table, ctx.root, params.report_clusters),
+        chains=chain_views(grouping, table, params.report_clusters),
         chains_total=len(grouping.chains),
         unhashable=unhashable,
     )
     if hashes.hashed.size:
-        _nearest(data, params, hashes, files, grouping, table, ctx.root)
+        _nearest(data, params, hashes, files, grouping, table, ctx)
+    add_thumbnails(data, ctx)
     (ctx.output_dir / REPORT_FILE).write_text(render(data), encoding="utf-8")
     plot = nearest_rows(data.nearest, params.max_distance)
     return StageResult(output=out, metrics=metrics, plots={NEAREST_PLOT: plot})
@@ -221,97 +222,6 @@ def nearest_rows(nearest: Sequence[int], threshold: int) -> list[dict[str, int]]
     top = max([threshold, *nearest])
     counts = np.bincount(np.asarray(nearest, dtype=np.int64), minlength=top + 1)
     return [{"distance": d, "images": int(n)} for d, n in enumerate(counts.tolist())]
-
-
-@dataclass(frozen=True)
-class _Files:
-    """Distinct file contents (by SHA-256): each is decoded and hashed once.
-
-    Attributes:
-        of_row: For each manifest row, its distinct file.
-        first_row: For each distinct file, its first manifest row.
-    """
-
-    of_row: I64
-    first_row: list[int]
-
-
-def _distinct_files(table: pa.Table) -> _Files:
-    first_of: dict[str, int] = {}
-    first_row: list[int] = []
-    of_row = np.empty(table.num_rows, dtype=np.int64)
-    for row, sha in enumerate(table.column("sha256").to_pylist()):
-        index = first_of.get(sha)
-        if index is None:
-            index = first_of[sha] = len(first_row)
-            first_row.append(row)
-        of_row[row] = index
-    return _Files(of_row, first_row)
-
-
-@dataclass(frozen=True)
-class _Hashes:
-    """Hashes of the distinct files and the pairs within the threshold.
-
-    Attributes:
-        codes: ``(files, orientations, nbytes)`` packed hashes (zeros where not hashed).
-        errors: Per file, why it could not be hashed, or ``None``.
-        hashed: The files that were hashed.
-        words: Their codes as ``uint64`` words (rows follow ``hashed``).
-        position: For each file, its row in ``words`` (-1 when not hashed).
-        found: The search over ``words`` (``None`` when nothing was searched).
-        method: How the search ran (``index``, ``brute``, ``none``).
-        pair_count: Pairs of hashed files within the threshold.
-    """
-
-    codes: npt.NDArray[np.uint8]
-    errors: list[str | None]
-    hashed: I64
-    words: npt.NDArray[np.uint64]
-    position: I64
-    found: hamming.SearchResult | None
-    method: str
-    pair_count: int
-
-
-def _hash_and_search(
-    table: pa.Table, files: _Files, spec: HashSpec, params: Params, ctx: StageContext
-) -> _Hashes:
-    """Hash each distinct file on the workers and find the pairs within the threshold."""
-    count = len(files.first_row)
-    codes = np.zeros((count, spec.orientations, spec.nbytes), dtype=np.uint8)
-    errors: list[str | None] = [None] * count
-    position = np.full(count, -1, dtype=np.int64)
-    nothing = np.zeros(0, dtype=np.int64)
-    if not params.near or not count:
-        words = np.zeros((0, spec.orientations, 1), dtype=np.uint64)
-        return _Hashes(codes, errors, nothing, words, position, None, "none", 0)
-    images = table.column("image").to_pylist()
-    paths = [str(ctx.root / images[row]) for row in files.first_row]
-    work = functools.partial(hash_chunk, spec)
-    with ctx.progress(count, "hashing") as advance:
-        results = ctx.executor.map_chunks(
-            work, paths, chunk_size(len(paths), ctx.executor.workers), advance
-        )
-        for index, (code, error) in enumerate(results):
-            if error is None:
-                codes[index] = np.frombuffer(code, dtype=np.uint8).reshape(codes.shape[1:])
-            else:
-                errors[index] = error
-    hashed = np.array([i for i, e in enumerate(errors) if e is None], dtype=np.int64)
-    position[hashed] = np.arange(hashed.size)
-    words = to_words(codes[hashed])
-    ctx.log.info("searching %d hashes within distance %d", hashed.size, params.max_distance)
-    found = hamming.search(
-        words,
-        params.max_distance,
-        bits=spec.bits,
-        map_chunks=ctx.executor.map_chunks,
-        workers=ctx.executor.workers,
-    )
-    return _Hashes(
-        codes, errors, hashed, words, position, found, found.plan.method, _pair_count(found)
-    )
 
 
 @dataclass
@@ -340,12 +250,11 @@ class _Decided:
 def _decide(
     out: DatasetBuilder,
     table: pa.Table,
-    files: _Files,
-    hashes: _Hashes,
+    files: Files,
+    hashes: Hashes,
     grouping: Grouping,
     params: Params,
     names: dict[int, str],
-    root: Path,
 ) -> _Decided:
     """Record every clustered sample but the kept one in ``out`` as removed, a copy of it."""
     clusters: dict[int, list[int]] = {}
@@ -353,13 +262,19 @@ def _decide(
         clusters.setdefault(int(grouping.kept[row]), []).append(row)  # the kept row first
     count = table.num_rows
     decided = _Decided(np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64))
-    annotations = table.column("annotations")
-    images = table.column("image")
+    # What the members need, in one take (a take per cluster costs ms on a chunked table).
+    member_rows = sorted(grouping.members)
+    part = table.select(["annotations", "image", "sha256"]).take(
+        pa.array(member_rows, type=pa.int64())
+    )
+    annotations = dict(zip(member_rows, part.column("annotations").to_pylist(), strict=True))
+    images = dict(zip(member_rows, part.column("image").to_pylist(), strict=True))
+    shas = dict(zip(member_rows, part.column("sha256").to_pylist(), strict=True))
     for kept_row, rows in sorted(clusters.items()):
         decided.cluster_sizes.append(len(rows))
         kept = grouping.members[kept_row]
         kept_file = int(files.of_row[kept.index])
-        kept_anns = annotations[kept.index].as_py() or []
+        kept_anns = annotations[kept.index] or []
         shots: list[tuple[int, str, Shot]] = []
         for member in (grouping.members[row] for row in rows[1:]):
             other_file = int(files.of_row[member.index])
@@ -376,7 +291,7 @@ def _decide(
                 if turned != "identity":
                     how += f" after {turned}"
                 decided.near += 1
-            other_anns = annotations[member.index].as_py() or []
+            other_anns = annotations[member.index] or []
             differs = conflict(
                 kept_anns,
                 (kept.width, kept.height),
@@ -396,12 +311,13 @@ def _decide(
             caption += " (identical file)" if other_file == kept_file else ""
             caption += f" · {turned}" if turned != "identity" else ""
             caption += f" · {member.width}x{member.height} · {labels(member.annotations)}"
-            path = root / images[member.index].as_py()
-            shot = Shot(path, caption, boxes(other_anns, names), "drop", differs)
+            image, sha = images[member.index], shas[member.index]
+            shot = Shot(image, sha, caption, boxes(other_anns, names), "drop", differs)
             shots.append((dist, member.id, shot))
         shots.sort(key=lambda item: item[:2])
         keep_shot = Shot(
-            root / images[kept.index].as_py(),
+            images[kept.index],
+            shas[kept.index],
             f"KEEP {kept.id} · {kept.width}x{kept.height} · {labels(kept.annotations)}",
             boxes(kept_anns, names),
             "keep",
@@ -413,8 +329,8 @@ def _decide(
 
 def _manifest(
     table: pa.Table,
-    files: _Files,
-    hashes: _Hashes,
+    files: Files,
+    hashes: Hashes,
     decided: _Decided,
     params: Params,
     spec: HashSpec,
@@ -446,23 +362,26 @@ def _manifest(
     )
 
 
-def _pair_count(found: hamming.SearchResult) -> int:
-    """Pairs of items within the threshold, counting items that share a hash."""
-    sizes = np.bincount(found.inverse).astype(np.int64)
-    pairs = found.unique_pairs
-    return int((sizes * (sizes - 1) // 2).sum() + (sizes[pairs.i] * sizes[pairs.j]).sum())
+def _nearest_of(words: npt.NDArray[np.uint64], rows: list[int]) -> list[tuple[int, int]]:
+    """Executor work item: ``(distance, item)`` of each row's nearest other item."""
+    dist, other = hamming.nearest(words, rows)
+    return list(zip(dist.tolist(), other.tolist(), strict=True))
 
 
 def _nearest(
     data: ReportData,
     params: Params,
-    hashes: _Hashes,
-    files: _Files,
+    hashes: Hashes,
+    files: Files,
     grouping: Grouping,
     table: pa.Table,
-    root: Path,
+    ctx: StageContext,
 ) -> None:
-    """Fill the histogram of nearest distances and the near misses, from a sample."""
+    """Fill the histogram of nearest distances and the near misses, from a sample.
+
+    The brute-force search from the sampled hashes to all runs on the workers, one share
+    of the sample each.
+    """
     hashed = hashes.hashed
     kept_for = grouping.kept[np.asarray(files.first_row, dtype=np.int64)]  # by file
     total = int(hashed.size)
@@ -470,7 +389,11 @@ def _nearest(
     if size == 0:
         return
     rows = np.unique(np.linspace(0, total - 1, size).round().astype(np.int64))
-    dist, other = hamming.nearest(hashes.words, rows)
+    share = -(-rows.size // ctx.executor.workers)
+    work = functools.partial(_nearest_of, hashes.words)
+    found = list(ctx.executor.map_chunks(work, rows.tolist(), share))
+    dist = np.array([d for d, _ in found], dtype=np.int64)
+    other = np.array([j for _, j in found], dtype=np.int64)
     data.nearest = [int(d) for d in dist if d >= 0]
     data.sampled_of = total
     low, high = params.max_distance, params.max_distance + _NEAR_MISS_MARGIN
@@ -481,10 +404,12 @@ def _nearest(
             misses[(min(a, b), max(a, b))] = d
     ids = table.column("id")
     images = table.column("image")
+    shas = table.column("sha256")
 
     def shot(file: int) -> Shot:
         row = files.first_row[file]
-        return Shot(root / images[row].as_py(), str(ids[row].as_py()))
+        image, sha = str(images[row].as_py()), str(shas[row].as_py())
+        return Shot(image, sha, str(ids[row].as_py()))
 
     chosen = sorted(misses.items(), key=lambda kv: (kv[1], kv[0]))[:_NEAR_MISSES_SHOWN]
     data.near_misses = [(shot(a), shot(b), d) for (a, b), d in chosen]

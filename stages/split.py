@@ -261,9 +261,7 @@ def split(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
         if column is not None:
             hashes = codes.from_column(table, column, originals, ctx.stage)
         else:
-            with ctx.progress(1, "hashing images for near-duplicate groups") as advance:
-                hashes = codes.compute(table, originals, ctx.root, ctx.executor)
-                advance(1)
+            hashes = codes.compute(table, originals, ctx)
         for key, value in (
             ("near_distance", params.near_distance),
             ("leak_distance", leak_distance),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,16 @@ from pixelpipe import (
     stage,
 )
 from pixelpipe.dataset import write_parquet
+from stages._validate.checking import Converted, ImageWork
 from stages._validate.classes import check_classes
 from stages._validate.findings import Box, Finding
-from stages._validate.guard import GuardedPool, Outcome
-from stages._validate.images import ImageConfig, ImageReport, ImageTask, ThumbTask
+from stages._validate.images import ImageConfig, ImageReport
 from stages._validate.labels import check_labels
 from stages._validate.report import ReportData, placeholder, render
 from stages._validate.rules import CRASH, ORDER, TIMEOUT, DeclaredSize
 from stages._validate.ruleset import RuleSet, load_ruleset
+from stages._validate.tasks import ThumbTask
+from stages._validate.workers import release
 
 WARNINGS_COLUMN = "validate_warnings"
 """Manifest column: ids of the rules that warned about a kept sample."""
@@ -69,19 +70,6 @@ def _shown(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _outcome_report(outcome: Outcome[Any]) -> ImageReport:
-    if outcome.status == "ok" and isinstance(outcome.value, ImageReport):
-        return outcome.value
-    if outcome.status == "timeout":
-        return ImageReport(
-            findings=[Finding(TIMEOUT, "error", f"checking the image {outcome.detail}")]
-        )
-    what = "an unexpected error" if outcome.status == "error" else "a crash"
-    return ImageReport(
-        findings=[Finding(CRASH, "error", f"checking the image ended in {what}: {outcome.detail}")]
-    )
 
 
 def _write_findings(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -136,10 +124,12 @@ def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageR
     severity ``error`` (quarantine the sample: ``removed.parquet`` gets the rule id as
     reason), ``warn`` (keep it, list the rule in ``validate_warnings``) or ``fix`` (apply
     the rule's fix, recorded in ``validate_fixes``). A dataset rule with severity
-    ``error`` fails the stage. Each image is checked in a worker process with a time
-    limit: a file that hangs or crashes its decoder is quarantined as ``timeout`` or
-    ``crash``. Writes ``findings.parquet`` (every finding) and ``report.html`` (failures
-    grouped by rule, with thumbnails and the offending boxes drawn) into the output.
+    ``error`` fails the stage. Each image is checked on the executor's workers, in a
+    process of the worker's own with a time and memory limit: a file that hangs or
+    crashes its decoder is quarantined as ``timeout`` or ``crash``. An image checked by
+    an earlier run with the same image rules is not read again (the per-item cache).
+    Writes ``findings.parquet`` (every finding) and ``report.html`` (failures grouped by
+    rule, with thumbnails and the offending boxes drawn) into the output.
 
     ```yaml
     # pipelines/default.yaml
@@ -163,30 +153,33 @@ def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageR
     rows = dataset.table.to_pylist()
     image_rules = {rule.ID: rule for rule in ruleset.scoped("image")}
     opens_files = bool(image_rules) or DeclaredSize.ID in ruleset.rules
-    with GuardedPool(
-        "stages._validate.images:run_task",
-        (ImageConfig(image_rules, ctx.images, params.thumbnail_size),),
-        workers=ctx.executor.workers,
+    work = ImageWork(
+        ctx,
+        ImageConfig(image_rules, params.thumbnail_size),
         time_limit=params.time_limit,
         memory_limit_mb=params.memory_limit_mb,
-    ) as pool:
-        reports = _check_images(ctx, pool, rows) if opens_files else None
-        return _decide(ctx, params, pool, dataset, ruleset, rows, reports)
+    )
+    try:
+        reports, placed = work.check(rows) if opens_files else (None, {})
+        return _decide(ctx, params, work, dataset, ruleset, rows, reports, placed)
+    finally:
+        release()  # the guarded process of this process, when the executor ran work here
 
 
 def _decide(
     ctx: StageContext,
     params: Params,
-    pool: GuardedPool,
+    work: ImageWork,
     dataset: Dataset,
     ruleset: RuleSet,
     rows: list[dict[str, Any]],
     reports: list[ImageReport] | None,
+    placed: dict[Converted, str],
 ) -> StageResult:
     """Apply the label and dataset rules, build the output, write the report."""
     table = dataset.table
 
-    tally = _Tally(ruleset, {c.id: c.name for c in dataset.categories})
+    tally = _Tally(ruleset, {c.id: c.name for c in dataset.categories}, placed)
     out = DatasetBuilder(dataset.categories)
     for index, row in enumerate(rows):
         report = reports[index] if reports is not None else ImageReport()
@@ -236,7 +229,7 @@ def _decide(
         fixed=tally.fixed,
         counts={r: dict(sorted(c.items())) for r, c in tally.counts.items()},
         groups=entries,
-        thumbs=_thumbnails(ctx, params, pool, rows, entries, tally.not_drawn),
+        thumbs=_thumbnails(params, work, rows, entries, tally.not_drawn),
         classes=tally.class_counts(),
         unknown_classes=tally.unknown_classes(),
         class_findings=class_findings,
@@ -295,11 +288,15 @@ class _Tally:
     Args:
         ruleset: The rule set.
         categories: The class map, id -> name.
+        placed: Manifest path of each colour-converted copy in the output.
     """
 
-    def __init__(self, ruleset: RuleSet, categories: dict[int, str]) -> None:
+    def __init__(
+        self, ruleset: RuleSet, categories: dict[int, str], placed: dict[Converted, str]
+    ) -> None:
         self.ruleset = ruleset
         self.categories = categories
+        self.placed = placed
         self.counts: dict[str, Counter[str]] = {name: Counter() for name in ruleset.rules}
         self.groups: dict[str, dict[str, list[Finding]]] = {}
         self.finding_rows: list[dict[str, Any]] = []
@@ -359,8 +356,8 @@ class _Tally:
             new["annotations"] = [a.to_row() for a in labels.annotations]
             new["width"], new["height"] = labels.width, labels.height
         if report.converted is not None:
-            new["image"], new["sha256"] = report.converted
-            self.converted.add(report.converted[0])
+            new["image"], new["sha256"] = self.placed[report.converted], report.converted[0]
+            self.converted.add(new["image"])
         self.instances.update(a.category_id for a in labels.annotations)
         self.kept.append(new)
         return []
@@ -372,15 +369,6 @@ class _Tally:
     def unknown_classes(self) -> dict[int, int]:
         """Instances per category id that is not in the class map."""
         return {c: n for c, n in sorted(self.instances.items()) if c not in self.categories}
-
-
-def _check_images(
-    ctx: StageContext, pool: GuardedPool, rows: list[dict[str, Any]]
-) -> list[ImageReport]:
-    """The image rules' reports, one per row, from the guarded workers."""
-    tasks = [ImageTask(row["id"], str(ctx.root / row["image"]), row["image"]) for row in rows]
-    with ctx.progress(len(tasks), "checking images") as advance:
-        return [_outcome_report(outcome) for outcome in pool.map(tasks, advance)]
 
 
 def _drop_unused_conversions(ctx: StageContext, kept: set[str]) -> None:
@@ -402,14 +390,13 @@ def _drop_unused_conversions(ctx: StageContext, kept: set[str]) -> None:
 
 
 def _thumbnails(
-    ctx: StageContext,
     params: Params,
-    pool: GuardedPool,
+    work: ImageWork,
     rows: list[dict[str, Any]],
     entries: dict[str, list[tuple[str, list[Finding]]]],
     not_drawn: set[str],
 ) -> dict[tuple[str, str], str]:
-    """Thumbnails of the first samples of each rule, drawn in guarded workers."""
+    """Thumbnails of the first samples of each rule, drawn by guarded workers."""
     row_of = {row["id"]: row for row in rows}
     thumbs: dict[tuple[str, str], str] = {}
     keys: list[tuple[str, str]] = []
@@ -424,12 +411,8 @@ def _thumbnails(
             boxes = tuple(
                 b for f in findings for b in _visible(_box_label(f), scale / params.thumbnail_size)
             )
+            row = row_of[sample_id]
             keys.append((rule, sample_id))
-            tasks.append(ThumbTask(os.fspath(ctx.root / row_of[sample_id]["image"]), boxes))
-    for key, outcome in zip(keys, pool.map(tasks), strict=True):
-        thumbs[key] = (
-            str(outcome.value)
-            if outcome.status == "ok"
-            else placeholder(f"not drawn: {outcome.status}")
-        )
+            tasks.append(ThumbTask(row["sha256"], row["image"], boxes))
+    thumbs.update(zip(keys, work.thumbnails(tasks), strict=True))
     return thumbs

@@ -1,10 +1,17 @@
 """Content-addressed image storage: each image's bytes stored once, by sha256.
 
-A stage output keeps its pixels under ``images/<sha[:2]>/<sha><ext>``. When the project has an
-object store (``.pixelpipe/objects/``, beside the per-item cache), the bytes are written there
-once and the output's file is a hard link to the object: a rerun that keeps an image links the
-same object again, so no byte is copied, and the file keeps its inode and mtime, so DVC does
-not hash it again. Where hard links are impossible (another file system), the file is copied.
+A stage output keeps its pixels under ``images/<sha[:2]>/<sha><ext>``. With the project's
+object store (``.pixelpipe/objects/``, beside the per-item cache), the bytes are written
+once and the output's file is a hard link: a rerun that keeps an image links the same bytes
+again, so nothing is copied, and the file keeps its inode and mtime, so DVC does not hash
+it again.
+
+In a DVC project the bytes themselves go straight into DVC's cache, under the name DVC
+gives them (``files/md5/<md5[:2]>/<md5[2:]>``), and the object store holds a symlink to
+them by sha256. When DVC caches the output it finds the file already there and links
+the output to it (``cache.type`` hardlink, which ``pixelpipe init`` sets): the output,
+DVC's cache and the object store are one set of bytes. Where hard links are impossible
+(another file system), the file is copied.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import BinaryIO
 
 IMAGES_DIR = "images"
 OBJECTS_DIR = ".pixelpipe/objects"
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
@@ -68,8 +76,41 @@ def read_pixels(pixels: Pixels) -> bytes:
         return stream.read()
 
 
+def dvc_cache_dir(root: Path) -> Path | None:
+    """DVC's cache of the project at ``root`` (``cache.dir`` of its config), or ``None``."""
+    dvc = root / ".dvc"
+    if not dvc.is_dir():
+        return None
+    from configobj import ConfigObj  # type: ignore[import-untyped]
+
+    folder = dvc / "cache"
+    for name in ("config", "config.local"):
+        try:
+            config = ConfigObj(str(dvc / name), encoding="utf-8", file_error=False)
+        except Exception:  # DVC itself reports a broken config
+            continue
+        configured = config.get("cache", {}).get("dir")
+        if configured:
+            folder = dvc / Path(configured).expanduser()
+    return folder
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target.with_name(f".{target.name}.{os.getpid()}"))
+        os.replace(target.with_name(f".{target.name}.{os.getpid()}"), target)
+        source.unlink()
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    # os.link does not follow a symlink on Linux whatever follow_symlinks says.
+    source = Path(os.path.realpath(source))
     try:
         os.link(source, target)
         return
@@ -94,11 +135,14 @@ class ImageStore:
         write_dir: The output directory being written (temporary).
         final_dir: The output directory relative to the project root (``data/ingest``).
         objects: The project's object store, or ``None`` to write files into the output.
+        dvc_cache: DVC's cache, where the object store keeps the bytes (``None``: in the
+            object store itself).
     """
 
     write_dir: Path
     final_dir: str
     objects: Path | None = None
+    dvc_cache: Path | None = None
 
     def _place(self, sha: str, ext: str) -> tuple[Path, str]:
         rel = f"{IMAGES_DIR}/{sha[:2]}/{sha}{ext.lower()}"
@@ -112,20 +156,30 @@ class ImageStore:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f".incoming-{os.getpid()}-{name}"
 
-    def _settle(self, tmp: Path, sha: str, ext: str) -> str:
+    def _settle(self, tmp: Path, sha: str, md5: str, ext: str) -> str:
         """Move a fully written temporary file to its place; returns the manifest path."""
         target, rel = self._place(sha, ext)
         obj = self._object(sha)
         if obj is None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            _move(tmp, target)
             return rel
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        if obj.exists():
+        if obj.exists():  # a symlink into DVC's cache counts only when its file is there
             tmp.unlink()
         else:
-            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # never edited in place
-            os.replace(tmp, obj)
+            os.chmod(tmp, _READ_ONLY)  # never edited in place
+            if self.dvc_cache is None:
+                _move(tmp, obj)
+            else:
+                cached = self.dvc_cache / "files" / "md5" / md5[:2] / md5[2:]
+                if cached.exists():
+                    tmp.unlink()
+                else:
+                    _move(tmp, cached)
+                pointer = obj.with_name(f".{obj.name}.{os.getpid()}")
+                pointer.unlink(missing_ok=True)
+                obj.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(os.path.relpath(cached, obj.parent), pointer)
+                os.replace(pointer, obj)
         _link_or_copy(obj, target)
         return rel
 
@@ -136,13 +190,14 @@ class ImageStore:
         stored once.
         """
         tmp = self._incoming(str(id(stream)))
-        digest = hashlib.sha256()
+        digest, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         with tmp.open("wb") as out:
             while block := stream.read(1 << 20):
                 digest.update(block)
+                md5.update(block)
                 out.write(block)
         sha = digest.hexdigest()
-        return self._settle(tmp, sha, ext), sha
+        return self._settle(tmp, sha, md5.hexdigest(), ext), sha
 
     def put_file(self, path: Path, ext: str | None = None) -> tuple[str, str]:
         """Store a copy of a local file; returns ``(manifest path, sha256)``."""
@@ -159,7 +214,8 @@ class ImageStore:
             return rel, sha
         tmp = self._incoming(sha)
         tmp.write_bytes(data)
-        return self._settle(tmp, sha, ext), sha
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self._settle(tmp, sha, md5, ext), sha
 
     def link(self, sha: str, ext: str) -> str | None:
         """Put an image already in the object store into this output, without reading it.
@@ -174,17 +230,17 @@ class ImageStore:
         target, rel = self._place(sha, ext)
         try:
             _link_or_copy(obj, target)
-        except FileNotFoundError:
+        except FileNotFoundError:  # never stored, collected, or gone from DVC's cache
             return None
         return rel
 
 
 def collect_objects(root: Path) -> tuple[int, int]:
-    """Delete objects no output and no DVC cache links to (a link count of 1).
+    """Delete objects no output links to, and symlinks to files gone from DVC's cache.
 
-    An object that a workspace output or DVC's cache (with ``cache.type`` hardlink) still
-    links costs no byte of its own; one that nothing links is only a cache entry, and a
-    rerun that needs it again stores it again.
+    An object in DVC's cache is DVC's to keep or drop (``dvc gc``); the object store holds
+    only a symlink to it. An object of its own (no DVC) that nothing links (a link count of
+    1) is only a cache entry: a rerun that needs it again stores it again.
 
     Returns:
         ``(objects deleted, bytes freed)``.
@@ -199,6 +255,11 @@ def collect_objects(root: Path) -> tuple[int, int]:
             freed += leftover.stat().st_size
             leftover.unlink(missing_ok=True)
     for path in folder.glob("*/*"):
+        if path.is_symlink():
+            if not path.exists():
+                path.unlink(missing_ok=True)
+                deleted += 1
+            continue
         try:
             info = path.stat()
         except FileNotFoundError:

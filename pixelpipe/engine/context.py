@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from pixelpipe.dataset.images import ImageStore, is_url, objects_dir
+from pixelpipe.dataset.images import ImageStore, dvc_cache_dir, is_url, objects_dir
 from pixelpipe.engine.executor import Executor, chunk_size
 from pixelpipe.engine.itemcache import ItemCache, enabled
 from pixelpipe.engine.progress import Advance, progress
@@ -25,6 +25,28 @@ def derive_seed(*key: object) -> int:
     """A 64-bit seed from a key such as ``(stage seed, sample id, copy)``; stable everywhere."""
     text = "\x1f".join(str(k) for k in key)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+class _Prepared(Sequence[Any]):
+    """``prepare(item)`` for each item, made when a slice is taken (a chunk is sent)."""
+
+    def __init__(self, items: Sequence[T], prepare: Callable[[T], object]) -> None:
+        self._items: Sequence[Any] = items
+        self._prepare: Callable[[Any], object] = prepare
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._prepare(item) for item in self._items[index]]
+        return self._prepare(self._items[index])
 
 
 @dataclass
@@ -62,21 +84,24 @@ class StageContext:
     @property
     def images(self) -> ImageStore:
         """The content-addressed image store of this output (linked to the object store)."""
+        if not enabled():
+            return ImageStore(self.output_dir, self.final_dir)
         return ImageStore(
-            self.output_dir, self.final_dir, objects_dir(self.root) if enabled() else None
+            self.output_dir, self.final_dir, objects_dir(self.root), dvc_cache_dir(self.root)
         )
 
     def cached_map(
         self,
         namespace: str,
         salt: object,
-        fn: Callable[[list[T]], list[R]],
+        fn: Callable[[list[Any]], list[R]],
         items: Sequence[T],
         content: Callable[[T], object],
         *,
         advance: Advance | None = None,
         largest_chunk: int = 256,
         keep: Callable[[R], bool] = lambda _: True,
+        prepare: Callable[[T], object] | None = None,
     ) -> Iterator[R]:
         """``executor.map_chunks(fn, items)``, with each item's result reused from the cache.
 
@@ -93,12 +118,17 @@ class StageContext:
             advance: Progress callback, called for cached and computed items alike.
             largest_chunk: Most items per chunk sent to a worker.
             keep: Whether a computed result may be stored (not a transient failure).
+            prepare: What a worker gets for an item, made in this process only for the
+                items not found in the cache, one chunk at a time as chunks are sent
+                (e.g. ``lambda row: ctx.pixels(images[row])``, so the bytes of cached
+                images are never read); ``fn`` gets the items themselves when ``None``.
         """
         assert self.cache is not None
 
         def compute(missing: list[T]) -> Iterator[R]:
             size = chunk_size(len(missing), self.executor.workers, largest_chunk)
-            return self.executor.map_chunks(fn, missing, size, advance)
+            sent: Sequence[Any] = missing if prepare is None else _Prepared(missing, prepare)
+            return self.executor.map_chunks(fn, sent, size, advance)
 
         return self.cache.map(namespace, salt, items, content, compute, keep, advance)
 

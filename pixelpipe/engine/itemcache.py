@@ -77,7 +77,8 @@ def code_version(module: str) -> str:
     """A digest of the code that computes a stage kind's results.
 
     It covers the kind's module, its private helper package (``stages/_validate/`` for
-    ``stages/validate.py``) and the ``pixelpipe`` package, so editing any of them misses
+    ``stages/validate.py``), the private modules beside it (``stages/_html.py``) and the
+    ``pixelpipe`` package, so editing any of them misses
     the cache instead of reusing a stale result. Library versions that change pixels
     (Pillow, NumPy) are part of it too.
     """
@@ -91,6 +92,7 @@ def code_version(module: str) -> str:
         helpers = path.with_name(f"_{path.stem}")
         if helpers.is_dir():
             files += sorted(helpers.rglob("*.py"))
+        files += sorted(p for p in path.parent.glob("_*.py") if p.name != "__init__.py")
     files += sorted(Path(__file__).resolve().parents[1].rglob("*.py"))
     for file in files:
         digest.update(file.name.encode() + b"\0")

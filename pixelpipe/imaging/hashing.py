@@ -27,11 +27,12 @@ copies that were rotated or flipped.
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,7 @@ PHASH_FACTOR = 4
 
 _RESAMPLE = Image.Resampling.LANCZOS
 U8 = npt.NDArray[np.uint8]
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -285,21 +287,95 @@ def hash_files(paths: Sequence[str | Path], spec: HashSpec | None = None) -> Has
         spec: The hash; pHash of size 8 by default.
     """
     spec = spec or HashSpec()
-    groups: dict[tuple[int, ...], list[tuple[int, U8]]] = {}
-    errors: list[str | None] = [None] * len(paths)
-    for index, path in enumerate(paths):
+    stacks: list[U8 | None] = []
+    errors: list[str | None] = []
+    for path in paths:
+        stack = error = None
         try:
             with Image.open(path) as image:
                 stack = orientation_stack(small_images(image, spec), spec)
         except Exception as exc:  # any undecodable file is reported, never a crash
-            errors[index] = f"{type(exc).__name__}: {exc}"
-            continue
-        groups.setdefault(stack.shape, []).append((index, stack))
-    codes = np.zeros((len(paths), spec.orientations, spec.nbytes), dtype=np.uint8)
+            error = f"{type(exc).__name__}: {exc}"
+        stacks.append(stack)
+        errors.append(error)
+    return HashBatch(_hash_stacks(stacks, spec), errors)
+
+
+def _hash_stacks(stacks: Sequence[U8 | None], spec: HashSpec) -> U8:
+    """Hash small images, batched by shape; zero rows where there is none."""
+    groups: dict[tuple[int, ...], list[tuple[int, U8]]] = {}
+    for index, stack in enumerate(stacks):
+        if stack is not None:
+            groups.setdefault(stack.shape, []).append((index, stack))
+    codes = np.zeros((len(stacks), spec.orientations, spec.nbytes), dtype=np.uint8)
     for members in groups.values():
         rows = [index for index, _ in members]
         codes[rows] = hash_pixels(np.stack([stack for _, stack in members]), spec)
-    return HashBatch(codes, errors)
+    return codes
+
+
+Hashed = tuple[bytes, str | None, bool]
+"""One image's hashes as :func:`hash_read` returns them: ``(codes, error, transient)``."""
+
+_TRANSIENT = (MemoryError,)
+"""Decoding failures that say nothing of the bytes (the worker ran short of memory)."""
+
+
+def _reason(exc: BaseException) -> str:
+    """Why reading failed, without the file's path (``FileNotFoundError: No such file...``)."""
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{type(exc).__name__}: {detail}"
+
+
+def _decode_error(exc: Exception, stream: io.BytesIO) -> str:
+    """The message of a decoding failure, without the stream's (run-specific) repr."""
+    return f"{type(exc).__name__}: {str(exc).replace(f' {stream!r}', '')}"
+
+
+def hash_read(spec: HashSpec, read: Callable[[S], bytes], sources: list[S]) -> list[Hashed]:
+    """Executor work item: read each source's encoded bytes with ``read``, hash them.
+
+    Each image is read, decoded to its small image(s) and let go before the next one, and
+    the transform runs once over the whole chunk, as in :func:`hash_files`.
+
+    Args:
+        spec: The hash.
+        read: Gives the encoded bytes of a source (a path, a URL, the bytes themselves).
+        sources: What ``read`` takes.
+
+    Returns:
+        Per source ``(codes, error, transient)``: ``codes`` is the ``orientations *
+        nbytes`` bytes of its hashes (empty on error), ``error`` why it has none, and
+        ``transient`` whether that error says nothing of the image's bytes (they could
+        not be read: a file gone missing, a network failure; or memory ran short), so
+        that trying again may succeed. A decoding error is not transient: the bytes
+        decide it, and its message names no path.
+    """
+    stacks: list[U8 | None] = []
+    errors: list[str | None] = []
+    transient: list[bool] = []
+    for source in sources:
+        stack = error = None
+        try:
+            stream = io.BytesIO(read(source))
+        except Exception as exc:  # reading failed: worth another try in a later run
+            error, gone = f"cannot read the image: {_reason(exc)}", True
+        else:
+            try:
+                with Image.open(stream) as image:
+                    stack = orientation_stack(small_images(image, spec), spec)
+                gone = False
+            except Exception as exc:  # any undecodable image is reported, never a crash
+                error, gone = _decode_error(exc, stream), isinstance(exc, _TRANSIENT)
+            del stream
+        stacks.append(stack)
+        errors.append(error)
+        transient.append(gone)
+    codes = _hash_stacks(stacks, spec)
+    return [
+        (codes[i].tobytes() if error is None else b"", error, gone)
+        for i, (error, gone) in enumerate(zip(errors, transient, strict=True))
+    ]
 
 
 def hash_chunk(spec: HashSpec, paths: list[str]) -> list[tuple[bytes, str | None]]:

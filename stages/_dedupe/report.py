@@ -6,13 +6,14 @@ same bytes and the page opens from a CI artifact or a copied folder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from stages._html import card, escape, histogram_svg, page, thumbnail
+from stages._html import card, escape, histogram_svg, page
 
 Box = tuple[tuple[float, float, float, float], str]
+ThumbKey = tuple[str, tuple[Box, ...]]
+"""A thumbnail: the image's sha256 and the boxes drawn on it."""
 
 _HIST_WIDTH = 720
 _PER_CLUSTER = 24  # thumbnails of removed copies shown per cluster
@@ -32,14 +33,16 @@ class Shot:
     """One image shown in the report.
 
     Attributes:
-        path: The image file.
+        image: The image, as the manifest names it.
+        sha256: Its content hash.
         caption: Text under the thumbnail.
         boxes: Annotation boxes to draw, with labels.
         css: ``keep``, ``drop`` or empty.
         conflict: Set when its labels disagree with the kept copy's.
     """
 
-    path: Path
+    image: str
+    sha256: str
     caption: str
     boxes: Sequence[Box] = ()
     css: str = ""
@@ -90,6 +93,7 @@ class ReportData:
         chains_total: Chains cut in all.
         near_misses: Pairs just above the threshold: ``(a, b, distance)``.
         unhashable: ``(id, error)`` of images that could not be hashed.
+        thumbnails: The data URI of every thumbnail shown (:func:`shown_shots`).
     """
 
     stage: str
@@ -105,18 +109,34 @@ class ReportData:
     chains_total: int = 0
     near_misses: Sequence[tuple[Shot, Shot, int]] = ()
     unhashable: Sequence[tuple[str, str]] = ()
-    thumb_size: int = 192
-    _thumbs: dict[Path, str] = field(default_factory=dict)
+    thumbnails: dict[ThumbKey, str] = field(default_factory=dict)
 
     def thumb(self, shot: Shot) -> str:
         """A thumbnail data URI (boxes drawn)."""
-        key = shot.path
-        if shot.boxes or key not in self._thumbs:
-            uri = thumbnail(shot.path, self.thumb_size, shot.boxes)
-            if not shot.boxes:
-                self._thumbs[key] = uri
-            return uri
-        return self._thumbs[key]
+        return self.thumbnails[thumb_key(shot)]
+
+
+THUMB_SIZE = 192
+"""Longest side of a thumbnail, in pixels."""
+
+
+def thumb_key(shot: Shot) -> ThumbKey:
+    """What a shot's thumbnail depends on: the image's bytes and the boxes drawn."""
+    return (shot.sha256, tuple(shot.boxes))
+
+
+def shown_shots(data: ReportData) -> Iterator[Shot]:
+    """Every shot :func:`render` draws, in page order (some more than once)."""
+    for cluster in data.clusters:
+        yield cluster.kept
+        yield from cluster.removed[:_PER_CLUSTER]
+    for chain in data.chains:
+        for cluster in chain.clusters[:_CLUSTERS_PER_CHAIN]:
+            yield cluster.kept
+            yield from cluster.removed[:_PER_CLUSTER]
+    for a, b, _ in data.near_misses:
+        yield a
+        yield b
 
 
 def _card(data: ReportData, shot: Shot) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,24 +22,29 @@ def boxes(annotations: list[dict[str, Any]], names: dict[int, str]) -> list[Box]
     ]
 
 
-def chain_views(grouping: Grouping, table: pa.Table, root: Path, limit: int) -> list[ChainView]:
+def chain_views(grouping: Grouping, table: pa.Table, limit: int) -> list[ChainView]:
     """The first ``limit`` chains cut into clusters, as the report shows them."""
     ids = table.column("id")
     images = table.column("image")
+    shas = table.column("sha256")
+
+    def shot(row: int, caption: str, css: str) -> Shot:
+        image, sha = str(images[row].as_py()), str(shas[row].as_py())
+        return Shot(image, sha, caption, css=css)
+
     shown = grouping.chains[:limit]
     removed: dict[int, list[tuple[int, str, Shot]]] = {k: [] for c in shown for k in c.kept}
     for row in grouping.members:
         kept = int(grouping.kept[row])
         if kept in removed and row != kept:
             dist, name = int(grouping.distance[row]), str(ids[row].as_py())
-            shot = Shot(root / images[row].as_py(), f"{name} · d={dist}", css="drop")
-            removed[kept].append((dist, name, shot))
+            removed[kept].append((dist, name, shot(row, f"{name} · d={dist}", "drop")))
     views: list[ChainView] = []
     for chain in shown:
         clusters = []
         for kept in chain.kept:
             name = str(ids[kept].as_py())
-            keep = Shot(root / images[kept].as_py(), f"KEEP {name}", css="keep")
+            keep = shot(kept, f"KEEP {name}", "keep")
             shots = sorted(removed[kept], key=lambda item: item[:2])
             worst = shots[-1][0] if shots else 0
             clusters.append(ClusterView(keep, [s for _, _, s in shots], worst))

@@ -4,7 +4,9 @@ The ``dedupe`` stage leaves its hash as a column named after the algorithm (``ph
 fixed-size big-endian bytes) and, for orientation-invariant hashes, the eight
 orientations in ``<column>_orientations``. When no such column is there (no dedupe
 upstream), the split stage hashes the images itself: 64-bit pHash, each distinct file
-(by sha256) once, on the executor's workers.
+(by sha256) once, on the executor's workers, through the per-item cache (a rerun hashes
+only files it has not hashed before); workers read the pixels
+:meth:`pixelpipe.StageContext.pixels` gives them.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pixelpipe import Executor, PixelpipeError, Problem, did_you_mean
-from pixelpipe.imaging.hashing import ALGORITHMS, HashSpec, hash_chunk, to_words
+from pixelpipe import PixelpipeError, Pixels, Problem, StageContext, did_you_mean, read_pixels
+from pixelpipe.imaging.hashing import ALGORITHMS, HashSpec, hash_read, to_words
 
 ORIENTATIONS_SUFFIX = "_orientations"
-HASH_CHUNK = 256  # images per hashing work item
+NAMESPACE = "perceptual_hash"
+"""Cache namespace of the computed hashes (one result per distinct file)."""
+Sent = Pixels | OSError
+"""What a worker gets for an image: its pixels, or why this process could not read them."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,37 @@ def from_column(table: pa.Table, column: str, rows: npt.NDArray[np.int64], stage
     return Codes(rows[present], words, nbytes * 8, column, int((~present).sum()))
 
 
-def compute(table: pa.Table, rows: npt.NDArray[np.int64], root: Path, executor: Executor) -> Codes:
-    """64-bit pHash of ``rows``' images, each distinct file (sha256) hashed once."""
+def _sent(ctx: StageContext, image: str) -> Sent:
+    """:meth:`StageContext.pixels`; a file this process cannot read goes on as its error."""
+    try:
+        return ctx.pixels(image)
+    except OSError as exc:
+        return exc
+
+
+def read(item: Sent) -> bytes:
+    """In a worker: the encoded bytes of an image (raises what reading it raised)."""
+    if isinstance(item, OSError):
+        raise item
+    return read_pixels(item)
+
+
+def compute(
+    table: pa.Table,
+    rows: npt.NDArray[np.int64],
+    ctx: StageContext,
+) -> Codes:
+    """64-bit pHash of ``rows``' images, each distinct file (sha256) hashed once.
+
+    Hashes are reused from the per-item cache by sha256; only files not hashed before
+    are read and decoded, on ``ctx``'s workers. A file that cannot be read (a transient
+    failure) has no hash this time and is not remembered as unhashable.
+
+    Args:
+        table: The manifest.
+        rows: The rows to hash.
+        ctx: The step's context (workers, cache, progress, what workers read pixels from).
+    """
     spec = HashSpec()
     shas = table.column("sha256").take(pa.array(rows, pa.int64())).to_pylist()
     images = table.column("image").take(pa.array(rows, pa.int64())).to_pylist()
@@ -139,12 +172,21 @@ def compute(table: pa.Table, rows: npt.NDArray[np.int64], root: Path, executor: 
     for position, sha in enumerate(shas):
         first.setdefault(sha, position)
     distinct = sorted(first.values())
-    paths = [str(root / images[p]) for p in distinct]
-    results = list(executor.map_chunks(functools.partial(hash_chunk, spec), paths, HASH_CHUNK))
     code_of: dict[str, bytes] = {}
-    for position, (code, error) in zip(distinct, results, strict=True):
-        if error is None:
-            code_of[shas[position]] = code
+    with ctx.progress(len(distinct), "hashing images for near-duplicate groups") as advance:
+        results = ctx.cached_map(
+            NAMESPACE,
+            (spec.algorithm, spec.hash_size, spec.draft, spec.invariant),
+            functools.partial(hash_read, spec, read),
+            distinct,
+            lambda position: shas[position],
+            advance=advance,
+            keep=lambda result: not result[2],
+            prepare=lambda position: _sent(ctx, images[position]),
+        )
+        for position, (code, error, _) in zip(distinct, results, strict=True):
+            if error is None:
+                code_of[shas[position]] = code
     present = np.array([sha in code_of for sha in shas], dtype=bool)
     kept = [code_of[sha] for sha in shas if sha in code_of]
     words = _from_bytes(kept, spec.nbytes, 1) if kept else np.zeros((0, 1, 1), dtype=np.uint64)

@@ -8,18 +8,24 @@ item's outcome is ``timeout``. A worker that dies (a segfault in a decoder, an a
 kernel's OOM killer) gives ``crash``; an exception raised by ``fn`` gives ``error``.
 Outcomes come back in input order, so results never depend on the number of workers.
 
-Workers start from a ``forkserver`` (no fork of a threaded parent), import ``fn`` by name
-after lowering their own limits (address space, core dumps), and report ready before the
-first item is sent, so start-up time never counts against an item's time limit.
+Workers are fresh interpreters (``subprocess``, not ``multiprocessing``), so a pool can be
+started anywhere: in the stage's process, in a worker of the engine's process pool, and in
+a Dask worker, whose process is daemonic and may not have ``multiprocessing`` children.
+Each worker imports ``fn`` by name, then lowers its own limits (address space, core
+dumps), and reports ready before the first item is sent, so start-up time never counts
+against an item's time limit. A worker whose parent went away exits by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +39,8 @@ Status = Literal["ok", "timeout", "crash", "error"]
 _READY = "ready"
 _START_LIMIT = 120.0
 """Seconds a new worker may take to import its function before the run fails."""
+_BOOT = "import sys; from stages._validate.guard import serve; serve(int(sys.argv[1]))"
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -84,18 +92,31 @@ def _resolve(name: str) -> Callable[..., Any]:
     return fn
 
 
-def _serve(conn: Connection, fn_name: str, args: tuple[Any, ...], memory_mb: int) -> None:
-    """Worker loop: receive ``(index, item)``, send ``(index, (status, value))``."""
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent is gone (killed while this worker was stuck on an item)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def serve(fd: int) -> None:
+    """A worker's main: read its setup from the pipe ``fd``, then serve items.
+
+    The first message is ``(fn_name, args, memory_mb)``; the worker imports ``fn``, caps
+    its memory, says it is ready, then answers each ``(index, item)`` with
+    ``(index, (status, value))`` until ``None`` or the end of the pipe.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    # One thread per worker: the pool is the parallelism; BLAS threads only add memory.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    _limit_memory(memory_mb)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    conn = Connection(fd)
     try:
+        fn_name, args, memory_mb = conn.recv()
         fn = _resolve(fn_name)
     except BaseException as exc:  # report and stop: the parent raises GuardError
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    _limit_memory(memory_mb)
     conn.send(_READY)
     while True:
         try:
@@ -115,23 +136,32 @@ def _serve(conn: Connection, fn_name: str, args: tuple[Any, ...], memory_mb: int
             conn.send((index, ("error", f"result could not be sent: {exc}")))
 
 
+def _child_env() -> dict[str, str]:
+    """The worker's environment: this one, this process's import path, one BLAS thread."""
+    env = dict(os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths += [p for p in sys.path if p and p not in paths]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    # One thread per worker: the pool is the parallelism; BLAS threads only add memory.
+    env.update(dict.fromkeys(_ONE_THREAD, "1"))
+    return env
+
+
 class _Worker:
     """One worker process and its pipe; starting until it says it is ready."""
 
-    def __init__(
-        self,
-        context: Any,
-        fn_name: str,
-        args: tuple[Any, ...],
-        memory_mb: int,
-    ) -> None:
+    def __init__(self, fn_name: str, args: tuple[Any, ...], memory_mb: int) -> None:
         self.fn_name = fn_name
-        self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=_serve, args=(child, fn_name, args, memory_mb), daemon=True
-        )
-        self.process.start()
-        child.close()
+        mine, theirs = socket.socketpair()
+        self.conn = Connection(mine.detach())
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=_child_env(),
+            )
+        self.conn.send((fn_name, args, memory_mb))
         self.ready = False
         self.index: int | None = None
         self.deadline = time.monotonic() + _START_LIMIT
@@ -140,6 +170,13 @@ class _Worker:
     def waiting(self) -> bool:
         """True while the parent expects a message from this worker."""
         return not self.ready or self.index is not None
+
+    @property
+    def exitcode(self) -> int | None:
+        """The exit code once the process ended (negative: killed by that signal)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        return self.process.returncode
 
     def hello(self) -> None:
         """Read the worker's first message.
@@ -163,15 +200,16 @@ class _Worker:
         self.deadline = time.monotonic() + time_limit
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join()
+        self.process.wait()
         self.conn.close()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
-        self.process.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
         self.kill()
 
 
@@ -220,13 +258,6 @@ class GuardedPool:
         self.time_limit = time_limit
         self.memory_limit_mb = memory_limit_mb
         self.window = max(1, window)
-        self._context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        if os.name == "posix":
-            # Workers fork from a server that imported fn's module once (when this
-            # process has not started the server yet), so a worker starts in
-            # milliseconds, one replacing a killed worker too. Not __main__: every
-            # child would import it again.
-            self._context.set_forkserver_preload([fn_name.partition(":")[0]])
         self._pool: list[_Worker] = []
 
     def __enter__(self) -> GuardedPool:
@@ -236,7 +267,7 @@ class GuardedPool:
         self.close()
 
     def _start(self) -> _Worker:
-        return _Worker(self._context, self.fn_name, self.args, self.memory_limit_mb)
+        return _Worker(self.fn_name, self.args, self.memory_limit_mb)
 
     def close(self) -> None:
         """Stop every worker (idle ones politely, busy or starting ones by force)."""
@@ -288,12 +319,12 @@ class GuardedPool:
         """Wait for the next message or deadline; return the items that finished."""
         waiting = [w for w in self._pool if w.waiting]
         wait_for = max(0.0, min(w.deadline for w in waiting) - time.monotonic())
-        ready = wait([w.conn for w in waiting] + [w.process.sentinel for w in waiting], wait_for)
+        ready = wait([w.conn for w in waiting], wait_for)  # a worker that dies closes its end
         finished: list[tuple[int, Outcome[Any]]] = []
         for slot, worker in enumerate(self._pool):
             if not worker.waiting:
                 continue
-            signalled = worker.conn in ready or worker.process.sentinel in ready
+            signalled = worker.conn in ready
             if not worker.ready:
                 if signalled:
                     worker.hello()
@@ -309,8 +340,8 @@ class GuardedPool:
                 try:
                     got, (status, value) = worker.conn.recv()
                 except (EOFError, OSError):
+                    detail = _exit_text(worker.exitcode)
                     worker.kill()
-                    detail = _exit_text(worker.process.exitcode)
                     finished.append((index, Outcome("crash", detail=detail)))
                     self._pool[slot] = self._start()
                     continue

@@ -4,24 +4,29 @@ Each image is opened once and decoded once (JPEGs at a reduced DCT scale when th
 measures need no more: every byte of the entropy-coded data is still decoded, so a
 truncated file still fails). Only an image whose colour mode is fixed is decoded a second
 time, at full resolution, to convert it.
+
+A worker reads an image from what the stage gives it (:data:`pixelpipe.Pixels`: the bytes,
+a URL, or a path when workers share the project's disk), whole, and writes nothing: a converted
+copy comes back as bytes in the report, and the stage stores it. A report that depends on
+more than the image's bytes, its extension and the rules (the file could not be read, or
+memory ran out) is marked ``transient`` so the stage does not cache it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
-import tempfile
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pixelpipe import ImageStore
-from stages._html import thumbnail
-from stages._validate.findings import Box, Finding
+from pixelpipe import Pixels, read_pixels
+from stages._validate.findings import Finding
 from stages._validate.rules import (
     AspectRatio,
     Blank,
@@ -49,14 +54,22 @@ class ImageTask:
     """One image to check.
 
     Attributes:
-        id: The sample id.
-        path: The image file (absolute).
         image: The manifest's image path (its extension is the declared format).
+        sha256: The manifest's sha256 of the image (what the stage caches the report by).
+        pixels: Where the worker reads the image, given just before the task is sent.
+        unreadable: Why the stage could not read the image for the worker (a finding
+            message), when it could not.
     """
 
-    id: str
-    path: str
     image: str
+    sha256: str = ""
+    pixels: Pixels | None = None
+    unreadable: str = ""
+
+    @property
+    def suffix(self) -> str:
+        """The manifest path's extension, lower-case (``.jpg``)."""
+        return PurePosixPath(self.image).suffix.lower()
 
 
 @dataclass(frozen=True)
@@ -65,12 +78,10 @@ class ImageConfig:
 
     Attributes:
         rules: The rule set's image rules by id.
-        store: Where converted images go (the stage output's image store).
         thumbnail_size: Longest side of report thumbnails.
     """
 
     rules: dict[str, Rule]
-    store: ImageStore
     thumbnail_size: int = 192
 
     @property
@@ -92,7 +103,11 @@ class ImageReport:
         decoded: True when the first frame decoded fully.
         findings: The image rules' findings.
         stats: Measures of the decoded image: ``std``, ``mean``, ``blur`` (rounded).
-        converted: ``(manifest path, sha256)`` of the colour-converted copy, if one was made.
+        converted: ``(sha256, extension)`` of the colour-converted copy, if one was made.
+        encoded: The converted copy's bytes, on their way from the worker to the stage
+            (which stores them and drops them before the report is cached).
+        transient: True when the report depends on more than the image's content and the
+            rules (the file could not be read, memory ran out): never cached.
     """
 
     width: int | None = None
@@ -103,6 +118,8 @@ class ImageReport:
     findings: list[Finding] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     converted: tuple[str, str] | None = None
+    encoded: bytes | None = None
+    transient: bool = False
 
 
 def _expected_format(suffix: str) -> str | None:
@@ -236,6 +253,8 @@ def encode_like(converted: Image.Image, source: Image.Image, suffix: str) -> byt
         buffer = io.BytesIO()
         try:
             converted.save(buffer, format=fmt, **options, **extra)
+        except MemoryError:
+            raise
         except Exception as exc:  # a writer that refuses this image or this EXIF
             error = f"{type(exc).__name__}: {exc}"
             continue
@@ -248,9 +267,9 @@ class _Checker:
 
     def __init__(self, config: ImageConfig, task: ImageTask) -> None:
         self.rules = config.rules
-        self.store = config.store
         self.task = task
         self.report = ImageReport()
+        self.fetched: bytes | None = None
 
     def rule(self, rule_type: type[Rule]) -> Any:
         return self.rules.get(rule_type.ID)
@@ -264,6 +283,25 @@ class _Checker:
         if rule is not None:
             self.add(rule, message)
 
+    def failure(self, exc: BaseException) -> str:
+        """``Type: message`` of an exception; memory running out makes the report transient."""
+        if isinstance(exc, MemoryError):
+            self.report.transient = True
+        return f"{type(exc).__name__}: {exc}"
+
+    def source(self) -> BinaryIO:
+        """A new stream of the image's bytes, read whole once.
+
+        A path, a URL and the bytes themselves give the decoders the same stream, so a
+        report never depends on where the worker runs (Pillow's errors on a file and on
+        a buffer differ in places).
+        """
+        if self.fetched is None:
+            if self.task.pixels is None:
+                raise FileNotFoundError(self.task.image)
+            self.fetched = read_pixels(self.task.pixels)
+        return io.BytesIO(self.fetched)
+
     def run(self) -> ImageReport:
         limit_rule: MaxPixels | None = self.rule(MaxPixels)
         limit = limit_rule.max_pixels if limit_rule else PILLOW_LIMIT
@@ -275,27 +313,42 @@ class _Checker:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # The header is read without Pillow's own size check, so the report can
             # name the size; the size is checked here before anything is decoded.
-            Image.MAX_IMAGE_PIXELS = None
-            image = self.open(limit_rule)
-            Image.MAX_IMAGE_PIXELS = limit
-            if image is None:
+            if self.task.unreadable:
+                self.unreadable(self.task.unreadable)
                 return self.report
-            with image:
-                self.check_header(image, limit_rule, limit)
+            try:
+                stream = self.source()
+            except FileNotFoundError:
+                self.unreadable(f"file not found: {self.task.image}")
+                return self.report
+            except Exception as exc:  # a file system or network failure, not the image's
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+                self.unreadable(f"cannot read the file: {reason or self.failure(exc)}")
+                return self.report
+            with stream:
+                Image.MAX_IMAGE_PIXELS = None
+                image = self.open(stream, limit_rule)
+                Image.MAX_IMAGE_PIXELS = limit
+                if image is None:
+                    return self.report
+                with image:
+                    self.check_header(image, limit_rule, limit)
         return self.report
 
-    def open(self, limit_rule: MaxPixels | None) -> ImageFile.ImageFile | None:
-        path = Path(self.task.path)
+    def unreadable(self, message: str) -> None:
+        """The bytes could not be read: a finding that a later run may not repeat."""
+        self.broken(message)
+        self.report.transient = True
+
+    def open(self, stream: BinaryIO, limit_rule: MaxPixels | None) -> ImageFile.ImageFile | None:
         try:
-            return Image.open(path)
-        except FileNotFoundError:
-            self.broken(f"file not found: {self.task.image}")
+            return Image.open(stream)
         except UnidentifiedImageError:
             self.broken("not an image file Pillow can identify")
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             self.over_limit(limit_rule, str(exc))
         except Exception as exc:  # any failure to read a header is a broken file
-            self.broken(f"cannot open: {type(exc).__name__}: {exc}")
+            self.broken(f"cannot open: {self.failure(exc)}")
         return None
 
     def over_limit(self, rule: MaxPixels | None, message: str) -> None:
@@ -329,7 +382,7 @@ class _Checker:
         rule = self.rule(Extension)
         if rule is None:
             return
-        suffix = PurePosixPath(self.task.image).suffix.lower()
+        suffix = self.task.suffix
         expected = _expected_format(suffix)
         if not _same_format(expected, fmt):
             named = f"'{suffix}' names {expected}" if expected else f"'{suffix}' names no format"
@@ -362,13 +415,13 @@ class _Checker:
                 image.draft(None, target)
             image.load()
         except Exception as exc:  # truncated, corrupt, unsupported: all mean "does not decode"
-            self.broken(f"does not decode: {type(exc).__name__}: {exc}")
+            self.broken(f"does not decode: {self.failure(exc)}")
             return False
         self.report.decoded = True
         try:
             self.measure(image, target)
         except Exception as exc:  # a mode nothing can measure: report, never crash
-            self.broken(f"cannot measure pixels: {type(exc).__name__}: {exc}")
+            self.broken(f"cannot measure pixels: {self.failure(exc)}")
         return True
 
     def measure(self, image: Image.Image, target: tuple[int, int]) -> None:
@@ -408,77 +461,23 @@ class _Checker:
         if rule.severity != "fix":
             self.add(rule, what)
             return
-        suffix = PurePosixPath(self.task.image).suffix.lower()
+        suffix = self.task.suffix
         try:
-            with Image.open(self.task.path) as full:
+            with self.source() as stream, Image.open(stream) as full:
                 full.load()
                 converted = convert_mode(full, rule)
                 encoded = encode_like(converted, full, suffix)
         except Exception as exc:  # the fix failed: keep the image, say why
-            self.add(rule, f"{what}; not converted: {type(exc).__name__}: {exc}", "warn")
+            self.add(rule, f"{what}; not converted: {self.failure(exc)}", "warn")
             return
         if isinstance(encoded, str):
             self.add(rule, f"{what}; not converted: {encoded}", "warn")
             return
-        self.report.converted = self.store.put_bytes(encoded, suffix)
+        self.report.encoded = encoded
+        self.report.converted = (hashlib.sha256(encoded).hexdigest(), suffix)
         self.add(rule, f"colour mode {mode} converted to {converted.mode}")
 
 
 def check_image(config: ImageConfig, task: ImageTask) -> ImageReport:
     """Apply the image rules of ``config`` to one image (runs in a guarded worker)."""
     return _Checker(config, task).run()
-
-
-@dataclass(frozen=True)
-class ThumbTask:
-    """One thumbnail to draw for the report.
-
-    Attributes:
-        path: The image file (absolute).
-        boxes: Boxes ``[x, y, w, h]`` to draw, with their captions.
-    """
-
-    path: str
-    boxes: tuple[tuple[Box, str], ...] = ()
-
-
-def make_thumbnail(size: int, max_pixels: int, task: ThumbTask) -> str:
-    """A thumbnail data URI for the report (runs in a guarded worker).
-
-    Truncated images are drawn as far as they decode, so a person sees what is missing;
-    16-bit and float images are scaled to 8 bits first (not clipped to white).
-    """
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    boxes = [(b, label) for b, label in task.boxes if all(math.isfinite(v) for v in b)]
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _draw(size, task.path, boxes)
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-def _draw(size: int, path: str, boxes: list[tuple[Box, str]]) -> str:
-    try:
-        with Image.open(path) as image:
-            deep = image.mode in ("I", "F") or image.mode.startswith("I;16")
-            if deep:
-                image.load()
-                eight = gray8(image)
-    except Exception:  # undecodable: the report helper draws its placeholder
-        deep = False
-    if not deep:
-        return thumbnail(Path(path), size, boxes)
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "eight.png"
-        eight.save(copy)
-        return thumbnail(copy, size, boxes)
-
-
-def run_task(config: ImageConfig, task: ImageTask | ThumbTask) -> ImageReport | str:
-    """A worker's entry point: check an image, or draw a report thumbnail."""
-    if isinstance(task, ThumbTask):
-        return make_thumbnail(config.thumbnail_size, config.max_pixels, task)
-    return check_image(config, task)

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pixelpipe.dataset.images import ImageStore, collect_objects
+from pixelpipe.dataset.images import ImageStore, collect_objects, dvc_cache_dir
 
 
 def store(tmp_path: Path, output: str = "out") -> ImageStore:
@@ -51,3 +51,34 @@ def test_gc_deletes_only_objects_nothing_links(tmp_path: Path) -> None:
     assert (tmp_path / ".pixelpipe" / "objects" / kept[:2] / kept).exists()
     assert not (tmp_path / ".pixelpipe" / "objects" / orphan[:2] / orphan).exists()
     assert not (tmp_path / ".pixelpipe" / "objects" / ".incoming-999999999-x").exists()
+
+
+def test_in_a_dvc_project_the_bytes_go_where_dvc_caches_them(tmp_path: Path) -> None:
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    autostage = true\n")
+    cache = dvc_cache_dir(tmp_path)
+    assert cache == tmp_path / ".dvc" / "cache"
+    data = b"pixels DVC will cache"
+    md5 = hashlib.md5(data).hexdigest()
+    one = ImageStore(tmp_path / "one", "data/x", tmp_path / ".pixelpipe" / "objects", cache)
+    rel, sha = one.put_bytes(data, ".jpg")
+    cached = cache / "files" / "md5" / md5[:2] / md5[2:]
+    output = tmp_path / "one" / rel.removeprefix("data/x/")
+    assert cached.read_bytes() == data and cached.stat().st_ino == output.stat().st_ino
+    pointer = tmp_path / ".pixelpipe" / "objects" / sha[:2] / sha
+    assert pointer.is_symlink() and pointer.resolve() == cached.resolve()
+    output.unlink()
+    cached.unlink()  # `dvc gc` dropped it
+    two = ImageStore(tmp_path / "two", "data/x", pointer.parents[1], cache)
+    assert two.link(sha, ".jpg") is None  # the caller computes the image again
+    assert collect_objects(tmp_path) == (1, 0)  # the dangling symlink
+    assert not pointer.is_symlink()
+
+
+def test_dvc_cache_dir_follows_the_config(tmp_path: Path) -> None:
+    assert dvc_cache_dir(tmp_path) is None  # not a DVC project
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[cache]\n    dir = ../../shared-cache\n")
+    assert dvc_cache_dir(tmp_path) == tmp_path / ".dvc" / ".." / ".." / "shared-cache"
+    (tmp_path / ".dvc" / "config.local").write_text("[cache]\n    dir = /mnt/cache\n")
+    assert dvc_cache_dir(tmp_path) == Path("/mnt/cache")

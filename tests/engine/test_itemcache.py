@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from shell import launch
 
 from pixelpipe.engine import itemcache
 from pixelpipe.engine.itemcache import ItemCache, code_version
 from pixelpipe.errors import PixelpipeError
-from tests.support.shell import launch
 
 
 class Counting:

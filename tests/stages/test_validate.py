@@ -25,7 +25,7 @@ import pytest
 import yaml
 from PIL import Image, ImageFilter
 
-from pixelpipe import Annotation, Category, DatasetBuilder, ImageStore, PixelpipeError, Sample
+from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample
 from pixelpipe.dataset import Dataset, write_dataset
 from pixelpipe.engine.runner import run_stage
 from pixelpipe.engine.yamlio import load_text
@@ -113,9 +113,11 @@ def _rule(rule_id: str, config: dict[str, Any]) -> Any:
     return RULES[rule_id].model_validate(config)
 
 
-def _check(images: Path, name: str, rules: dict[str, Any], store: Path) -> Any:
-    config = ImageConfig(rules=rules, store=ImageStore(store, "data/validate"))
-    return check_image(config, ImageTask(name, str(images / name), f"data/ingest/{name}"))
+def _check(images: Path, name: str, rules: dict[str, Any], as_bytes: bool = False) -> Any:
+    """The image rules' report on one file, given to the check as its path or its bytes."""
+    path = images / name
+    pixels = path.read_bytes() if as_bytes else str(path)
+    return check_image(ImageConfig(rules=rules), ImageTask(f"data/ingest/{name}", pixels=pixels))
 
 
 IMAGE_CASES = [
@@ -183,10 +185,13 @@ def test_image_rule(
     images: Path,
     tmp_path: Path,
 ) -> None:
-    report = _check(images, name, {rule_id: _rule(rule_id, config)}, tmp_path)
+    rules = {rule_id: _rule(rule_id, config)}
+    report = _check(images, name, rules)
     found = [f for f in report.findings if f.rule == rule_id]
     assert [f.severity for f in found] == ([severity] if severity else []), found
     assert all(f.message for f in found)
+    assert not report.transient
+    assert _check(images, name, rules, as_bytes=True) == report  # what a remote worker gets
 
 
 def test_every_rule_has_a_table_row() -> None:
@@ -200,37 +205,34 @@ def test_every_rule_has_a_table_row() -> None:
         assert any(r[3] is not None for r in rows), f"no failing case for {rule_id}"
 
 
-def test_colour_fix_writes_a_converted_image_in_the_declared_format(
-    images: Path, tmp_path: Path
-) -> None:
+def _converted(report: Any, suffix: str) -> Image.Image:
+    """The converted copy a worker sent back: its bytes, named by their sha256."""
+    assert report.converted is not None and report.encoded is not None
+    assert report.converted == (hashlib.sha256(report.encoded).hexdigest(), suffix)
+    return Image.open(io.BytesIO(report.encoded))
+
+
+def test_colour_fix_sends_back_a_converted_image_in_the_declared_format(images: Path) -> None:
     rules = {"color_mode": _rule("color_mode", {})}
-    report = _check(images, "cmyk_rotated.jpg", rules, tmp_path)
-    assert report.converted is not None
-    path, sha = report.converted
-    stored = tmp_path / path.removeprefix("data/validate/")
-    assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
-    with Image.open(stored) as converted:
+    report = _check(images, "cmyk_rotated.jpg", rules)
+    with _converted(report, ".jpg") as converted:
         assert (converted.format, converted.mode, converted.size) == ("JPEG", "RGB", (96, 64))
         assert converted.getexif()[0x0112] == 6  # still shown rotated, as before
-    gray = _check(images, "gray16.png", rules, tmp_path).converted
-    assert gray is not None
-    with Image.open(tmp_path / gray[0].removeprefix("data/validate/")) as converted:
+    with _converted(_check(images, "gray16.png", rules), ".png") as converted:
         assert (converted.format, converted.mode) == ("PNG", "L")
         assert converted.getextrema() == (0, 255)  # 16-bit range scaled, not clipped
-    alpha = _check(images, "transparent.png", rules, tmp_path).converted
-    assert alpha is not None
-    with Image.open(tmp_path / alpha[0].removeprefix("data/validate/")) as converted:
+    with _converted(_check(images, "transparent.png", rules), ".png") as converted:
         assert converted.getextrema() == ((255, 255),) * 3  # over the white background
-    # Same input, same bytes.
-    again = _check(images, "cmyk_rotated.jpg", rules, tmp_path / "again")
-    assert again.converted == report.converted
+    # Same input, same bytes, whether the worker read the file or got its bytes.
+    again = _check(images, "cmyk_rotated.jpg", rules, as_bytes=True)
+    assert (again.converted, again.encoded) == (report.converted, report.encoded)
 
 
 def test_a_file_over_the_pixel_limit_is_never_decoded(images: Path, tmp_path: Path) -> None:
     # No max_pixels rule: Pillow's own limit still guards, reported by decode.
     bomb = tmp_path / "bomb.png"
     Image.new("1", (10_000, 10_000)).save(bomb)  # 100 Mpx, a few kB
-    report = _check(tmp_path, "bomb.png", {"decode": _rule("decode", {})}, tmp_path)
+    report = _check(tmp_path, "bomb.png", {"decode": _rule("decode", {})})
     assert not report.decoded
     assert [f.rule for f in report.findings] == ["decode"]
     assert "100,000,000 pixels" in report.findings[0].message
