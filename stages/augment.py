@@ -6,8 +6,7 @@ import functools
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,20 +18,21 @@ from pixelpipe import (
     Dataset,
     DatasetBuilder,
     PixelpipeError,
+    Pixels,
     Problem,
     StageContext,
     StageParams,
     StageResult,
+    chunk_size,
     stage,
 )
-from pixelpipe.dataset import ANNOTATION_TYPE
-from stages._augment.recipe import BoxRules, load_recipe
-from stages._augment.worker import Copy, Job, Settings, augment_chunk, derived_id, is_jpeg_path
+from stages._augment.collect import Collector
+from stages._augment.jobs import Jobs, Sent
+from stages._augment.recipe import BoxRules, albumentations, load_recipe
+from stages._augment.worker import Job, Settings, augment_chunk, derived_id, is_jpeg_path
 
 CHUNK_SIZE = 8  # images per work item; a speed knob, not a param (params change outputs)
-BATCH_ROWS = 1024  # derived rows gathered into one Arrow table at a time
-REPLAY_COLUMN = "augment"
-"""Manifest column with each copy's replay data (JSON); null for images not made here."""
+CACHE_NAMESPACE = "augment.copies"
 REPORT_FILE = "report.json"
 DROP_VISIBILITY = 0.999
 """``outside: drop`` keeps only boxes with at least this fraction of their area inside."""
@@ -80,66 +80,6 @@ class Params(StageParams):
         return value
 
 
-class _Jobs(Sequence[Job]):
-    """The work items, built from the manifest only when a chunk is taken (bounded memory).
-
-    Args:
-        table: The eligible rows that get copies (``id``, ``image``, ``annotations``).
-        counts: Copies per row.
-        root: The project root.
-        params: The stage params.
-        seeds: Derives a copy's seed from ``(sample id, copy index)``.
-    """
-
-    def __init__(
-        self,
-        table: pa.Table,
-        counts: list[int],
-        root: str,
-        params: Params,
-        seeds: functools.partial[int],
-    ) -> None:
-        self.table = table
-        self.counts = counts
-        self.root = root
-        self.params = params
-        self.seeds = seeds
-
-    def __len__(self) -> int:
-        return len(self.counts)
-
-    @overload
-    def __getitem__(self, index: int) -> Job: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Job]: ...
-
-    def __getitem__(self, index: int | slice) -> Job | list[Job]:
-        if isinstance(index, slice):
-            return [self._job(i) for i in range(*index.indices(len(self)))]
-        return self._job(index)
-
-    def _job(self, row: int) -> Job:
-        sample_id = self.table.column("id")[row].as_py()
-        image = self.table.column("image")[row].as_py()
-        annotations = self.table.column("annotations")[row].as_py() or []
-        jpeg = is_jpeg_path(image)
-        return Job(
-            sample_id=sample_id,
-            path=os.path.join(self.root, image),
-            annotations=[
-                {k: a[k] for k in ("category_id", "bbox", "polygons", "rle")} for a in annotations
-            ],
-            jpeg=jpeg,
-            copies=tuple(
-                Copy(
-                    k, self.seeds(sample_id, k), derived_id(sample_id, self.params.id_tag, k, jpeg)
-                )
-                for k in range(self.counts[row])
-            ),
-        )
-
-
 def class_pairs(annotations: pa.ChunkedArray) -> tuple[I64, I64]:
     """The distinct ``(row, category id)`` pairs of a manifest's annotations column."""
     rows = np.asarray(pc.list_parent_indices(annotations).to_numpy(zero_copy_only=False), np.int64)
@@ -182,26 +122,17 @@ def _seed(ctx_rng: Any, sample_id: str, copy: int) -> int:
     return int(ctx_rng(sample_id, copy).integers(0, 2**63))
 
 
-def _derived_table(parents: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
-    """Manifest rows of copies: the parent's row with the copy's pixels and labels."""
-    table = parents
-    replace = {
-        "id": pa.array([r["id"] for r in rows], pa.string()),
-        "image": pa.array([r["image"] for r in rows], pa.string()),
-        "sha256": pa.array([r["sha256"] for r in rows], pa.string()),
-        "width": pa.array([r["width"] for r in rows], pa.int64()),
-        "height": pa.array([r["height"] for r in rows], pa.int64()),
-        "parent": pa.array([r["parent"] for r in rows], pa.string()),
-        "annotations": pa.array([r["annotations"] for r in rows], pa.list_(ANNOTATION_TYPE)),
-        REPLAY_COLUMN: pa.array([r["replay"] for r in rows], pa.string()),
-    }
-    for name, column in replace.items():
-        position = table.schema.get_field_index(name)
-        if position >= 0:
-            table = table.set_column(position, name, column)
-        else:
-            table = table.append_column(name, column)
-    return table
+def _sent(ctx: StageContext, job: Job) -> tuple[Job, Pixels]:
+    """A job as a worker gets it, with what it reads the image from."""
+    return job, ctx.pixels(job.image)
+
+
+@functools.cache
+def _library_versions() -> tuple[str, str]:
+    """The versions of albumentations and OpenCV: a new one may move pixels or boxes."""
+    import cv2
+
+    return str(albumentations().__version__), str(cv2.__version__)
 
 
 @stage(
@@ -226,6 +157,12 @@ def augment(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     applied with their parameters as JSON in the ``augment`` column (with the recipe
     digest and the seed: enough to regenerate and explain it). Boxes dropped by the
     transforms are counted per reason and class in the metrics and ``report.json``.
+
+    The copies of each image are a per-item cache entry, keyed by the image's sha256,
+    labels and id, the copies asked, the recipe, ``seed``, ``jpeg_quality`` and the
+    albumentations and OpenCV versions: a rerun decodes only the images whose copies were
+    not made before (new images, changed labels, more copies) and links the others' pixels
+    from the project's object store.
 
     ```yaml
     # pipelines/default.yaml
@@ -272,42 +209,46 @@ def augment(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     chosen = np.flatnonzero(counts > 0).tolist()
     work_table = eligible.take(pa.array(chosen, pa.int64())) if chosen else eligible.slice(0, 0)
     work_counts = [int(counts[i]) for i in chosen]
-    seeds = functools.partial(_seed, ctx.rng)
-    jobs = _Jobs(work_table, work_counts, str(ctx.root), params, seeds)
+    jobs = Jobs(work_table, work_counts, functools.partial(_seed, ctx.rng), params.id_tag)
     _check_ids(table, jobs, params, ctx)
 
-    settings = Settings(recipe.text, recipe.digest, params.jpeg_quality, ctx.images)
     out = DatasetBuilder(dataset.categories)
     out.add_table(table)
     names = {c.id: c.name for c in dataset.categories}
-    tally = _Tally()
-    tally.requested = sum(work_counts)
-    pending: list[dict[str, Any]] = []
-    pending_parents: list[int] = []
-    annotations = work_table.column("annotations")
-    work = functools.partial(augment_chunk, settings)
+    collect = Collector(jobs, ctx.images, out)
+    work = functools.partial(
+        augment_chunk, Settings(recipe.text, recipe.digest, params.jpeg_quality)
+    )
+    # What decides the copies besides a job's content (see Job.content): the recipe with
+    # its box rules, the seeds, the encoding, and the libraries that make the pixels.
+    salt = (recipe.digest, params.seed, params.jpeg_quality, _library_versions())
+    # The cache keeps a copy's metadata and sha256, not its pixels: `take` stores a computed
+    # copy's bytes and drops them from the result before the cache writes it (after its
+    # block of results is consumed); a cached copy's pixels are linked by sha256.
+    again: list[int] = []
     with ctx.progress(len(jobs), "augmenting") as advance:
-        results = ctx.executor.map_chunks(work, jobs, CHUNK_SIZE, advance)
+        results = ctx.cached_map(
+            CACHE_NAMESPACE,
+            salt,
+            work,
+            jobs,
+            Job.content,
+            advance=advance,
+            largest_chunk=CHUNK_SIZE,
+            keep=lambda result: not result.get("transient"),
+            prepare=functools.partial(_sent, ctx),  # bytes read only for jobs computed
+        )
         for row, result in enumerate(results):
-            parent_id = work_table.column("id")[row].as_py()
-            if result["error"]:
-                tally.undecodable.append((parent_id, result["error"]))
-                continue
-            originals = annotations[row].as_py() or []
-            for made in result["copies"]:
-                if "error" in made:
-                    tally.failures.append((made["id"], made["error"]))
-                    continue
-                tally.add(made, originals)
-                pending.append(_copy_row(made, parent_id, originals))
-                pending_parents.append(row)
-                if len(pending) >= BATCH_ROWS:
-                    parents = work_table.take(pa.array(pending_parents, pa.int64()))
-                    out.add_table(_derived_table(parents, pending))
-                    pending, pending_parents = [], []
-    if pending:
-        parents = work_table.take(pa.array(pending_parents, pa.int64()))
-        out.add_table(_derived_table(parents, pending))
+            if not collect.take(row, result):
+                again.append(row)
+    if again:  # cached copies whose images were collected from the object store
+        ctx.log.info("%d images augmented again: their copies were collected", len(again))
+        redo = Sent(jobs, again, ctx.pixels)
+        size = chunk_size(len(redo), ctx.executor.workers, CHUNK_SIZE)
+        for row, result in zip(again, ctx.executor.map_chunks(work, redo, size), strict=True):
+            collect.take(row, result)
+    collect.flush()
+    tally = collect.tally
 
     if tally.failures and not tally.made:
         first_id, first_error = tally.failures[0]
@@ -365,56 +306,7 @@ def augment(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     return StageResult(output=out, metrics=metrics)
 
 
-class _Tally:
-    """Counts gathered while copies come back."""
-
-    def __init__(self) -> None:
-        self.requested = 0
-        self.made = 0
-        self.boxes_in = 0
-        self.boxes_kept = 0
-        self.dropped: dict[str, Counter[int]] = {}
-        self.images_with: Counter[int] = Counter()
-        self.instances: Counter[int] = Counter()
-        self.undecodable: list[tuple[str, str]] = []
-        self.failures: list[tuple[str, str]] = []
-
-    def add(self, made: dict[str, Any], originals: list[dict[str, Any]]) -> None:
-        self.made += 1
-        self.boxes_in += len(originals)
-        self.boxes_kept += len(made["annotations"])
-        kept = [int(originals[a["index"]]["category_id"]) for a in made["annotations"]]
-        self.images_with.update(set(kept))
-        self.instances.update(kept)
-        for reason, per in made["dropped"].items():
-            counter = self.dropped.setdefault(reason, Counter())
-            counter.update({int(k): v for k, v in per.items()})
-
-
-def _copy_row(
-    made: dict[str, Any], parent_id: str, originals: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """A copy's manifest values; annotation fields not moved by the recipe are the original's."""
-    annotations = []
-    for entry in made["annotations"]:
-        row = dict(originals[entry["index"]])
-        row.update(
-            bbox=entry["bbox"], polygons=entry["polygons"], rle=entry["rle"], area=entry["area"]
-        )
-        annotations.append(row)
-    return {
-        "id": made["id"],
-        "image": made["image"],
-        "sha256": made["sha256"],
-        "width": made["width"],
-        "height": made["height"],
-        "parent": parent_id,
-        "annotations": annotations,
-        "replay": made["replay"],
-    }
-
-
-def _check_ids(table: pa.Table, jobs: _Jobs, params: Params, ctx: StageContext) -> None:
+def _check_ids(table: pa.Table, jobs: Jobs, params: Params, ctx: StageContext) -> None:
     """Copies' ids must be new: not an input id, not another copy's."""
     taken = set(table.column("id").to_pylist())
     seen: set[str] = set()

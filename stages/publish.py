@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
+
+import pyarrow as pa
 
 from pixelpipe import (
     Category,
@@ -23,6 +26,45 @@ from pixelpipe.formats.export import ExportOptions, class_ids, export
 
 CLASS_MAP = "class_map.json"
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+BATCH_ROWS = 1024  # manifest rows decoded into samples at a time
+
+
+class Samples(Sequence[Sample]):
+    """The samples of a manifest, decoded a batch at a time each time they are iterated.
+
+    The writers go over the samples a few times; holding them all as Python objects
+    would cost far more than the Arrow manifest they come from.
+
+    Args:
+        table: The manifest.
+    """
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for batch in self.table.to_batches(max_chunksize=BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield Sample.from_row(row)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | list[Sample]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            rows = self.table.slice(start, max(stop - start, 0)).to_pylist()[::step]
+            return [Sample.from_row(row) for row in rows]
+        position = index if index >= 0 else len(self) + index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        return Sample.from_row(self.table.slice(position, 1).to_pylist()[0])
 
 
 class Params(StageParams):
@@ -79,7 +121,7 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     ```
     """
     (dataset,) = inputs
-    samples = list(dataset.samples())
+    samples = Samples(dataset.table)
     categories = dataset.categories
     out = DatasetBuilder(categories)
     out.add_table(dataset.table)
@@ -95,11 +137,13 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     def image_source(sample: Sample) -> Path:
         return ctx.root / sample.image
 
-    def copied(sample: Sample, target: Path) -> None:  # a byte copy of the stored image
-        out.record_file(target.relative_to(ctx.output_dir).as_posix(), sample.sha256)
-
     for fmt in dict.fromkeys(params.formats):
         with ctx.progress(len(samples), f"writing {fmt}") as advance:
+
+            def copied(sample: Sample, target: Path) -> None:  # a link to the stored image
+                out.record_file(target.relative_to(ctx.output_dir).as_posix(), sample.sha256)
+                advance(1)
+
             counts = export(
                 fmt,
                 samples,
@@ -109,7 +153,7 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
                 options,
                 copied,
             )
-            advance(len(samples))
+            advance(len(samples) - counts.get("images", 0))
         for key, value in counts.items():
             metrics[f"{fmt}_{key}"] = value
         if counts.get("images", 0) != len(samples) and fmt != "imagefolder":
@@ -137,7 +181,7 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     )
 
 
-def instances(samples: list[Sample], categories: list[Category]) -> list[dict[str, Any]]:
+def instances(samples: Sequence[Sample], categories: list[Category]) -> list[dict[str, Any]]:
     """Rows of the instances plot: one per class and split, in class-map and split order.
 
     Every class of the class map appears in every split that has images (zero included), so

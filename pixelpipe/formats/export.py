@@ -7,6 +7,8 @@ VOC and image folders write class names. See :func:`pixelpipe.formats.base.id_ma
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,9 @@ from pixelpipe.formats.base import IdPolicy, PixelConvention, id_map
 EXPORT_FORMATS = ("coco", "yolo", "voc", "imagefolder")
 ImageSource = Callable[[Sample], Path | None]
 Copied = Callable[[Sample, Path], None]
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+"""Why a hard link may be refused: another file system, or one without links, a link
+count at its limit, a file another user owns (``fs.protected_hardlinks``)."""
 
 
 @dataclass(frozen=True)
@@ -39,22 +44,46 @@ class ExportOptions:
     include_crowd: bool = False
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source``'s bytes at ``target``: a hard link (no byte copied), else a copy.
+
+    Images in a stage's store are read-only links to the project's object store; an export
+    links them once more, so exporting costs no space. A link is refused across file
+    systems (and on some), and then the file is copied.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():  # os.link links a symlink itself on Linux, whatever it is told
+        source = source.resolve()
+    try:
+        os.link(source, target)
+        return
+    except FileExistsError:  # written before into the same folder: replaced
+        target.unlink()
+        link_or_copy(source, target)
+        return
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    shutil.copyfile(source, target)
+
+
 def copier(
     image_source: ImageSource, copied: Copied | None = None
 ) -> Callable[[Sample, Path], bool]:
-    """A function that copies a sample's image file to a path (False when it has none).
+    """A function that puts a sample's image file at a path (False when it has none).
+
+    The file is hard-linked where possible, else copied (:func:`link_or_copy`).
 
     Args:
         image_source: The local file holding a sample's image, or ``None``.
-        copied: Called with the sample and the path after each copy.
+        copied: Called with the sample and the path after each image.
     """
 
     def copy(sample: Sample, target: Path) -> bool:
         source = image_source(sample)
         if source is None or not source.is_file():
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        link_or_copy(source, target)
         if copied is not None:
             copied(sample, target)
         return True
@@ -91,8 +120,8 @@ def export(
         out: The folder to write (created).
         image_source: The local file holding a sample's image, or ``None`` (labels only).
         options: How to write.
-        copied: Called with the sample and the path of each image copied (a step records
-            the sha256 it knows, so the runner need not read the copy again).
+        copied: Called with the sample and the path of each image linked or copied (a step
+            records the sha256 it knows, so the runner need not read the file again).
 
     Returns:
         Counts of what was written, clipped or left out.

@@ -169,12 +169,12 @@ def render_card(
     own_params = _params(params or {})
     title = name or _default_name(chain, stage)
 
-    rows = samples.select(["split", "annotations"]).to_pylist()
     per_split: Counter[str] = Counter()
     split_anns: Counter[str] = Counter()
     instances: Counter[tuple[int, str]] = Counter()
     images_with: Counter[int] = Counter()
-    for row in rows:
+    batches = samples.select(["split", "annotations"]).to_batches(max_chunksize=4096)
+    for row in (row for batch in batches for row in batch.to_pylist()):  # bounded memory
         split = row["split"] or _UNASSIGNED
         per_split[split] += 1
         anns = row["annotations"] or []

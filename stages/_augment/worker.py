@@ -1,8 +1,13 @@
-"""The augment work item: decode an image once, make its copies, store them.
+"""The augment work item: decode an image once, make its copies, return them encoded.
 
-Runs on the executor's workers. Every copy is independent of every other: its random
-state is set from its own seed right before the recipe runs, so a copy's bytes do not
-depend on which worker made it, in which order, or what ran before.
+Runs on the executor's workers. A work item is one image with the copies to make of it
+(a :class:`Job`), decoded once. Workers read the image from what
+:meth:`pixelpipe.StageContext.pixels` gave (a path, a URL or the bytes) and never write:
+they return the encoded copies, which the parent stores.
+
+Every copy is independent of every other: its random state is set from its own seed right
+before the recipe runs, so a copy's bytes do not depend on which worker made it, in which
+order, or what ran before.
 
 Two details matter for that:
 
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pixelpipe import ImageStore
+from pixelpipe import Pixels, read_pixels
 from stages._augment import masks as mask_io
 from stages._augment.recipe import build
 
@@ -46,13 +51,11 @@ class Settings:
         recipe: The completed recipe (canonical JSON text).
         digest: Its digest, recorded in each copy's replay data.
         jpeg_quality: Quality of JPEG outputs.
-        store: Where new images go.
     """
 
     recipe: str
     digest: str
     jpeg_quality: int
-    store: ImageStore
 
 
 @dataclass(frozen=True)
@@ -61,22 +64,24 @@ class Copy:
 
     Attributes:
         index: The copy index (0, 1, ...).
-        seed: Its seed, from (stage seed, sample id, copy index).
-        id: The derived sample's id.
+        seed: Its seed, from (stage seed, parent id, copy index).
     """
 
     index: int
     seed: int
-    id: str
 
 
 @dataclass(frozen=True)
 class Job:
-    """One image and the copies to make of it.
+    """One image and the copies to make of it: the work item (and cache item) of the stage.
+
+    A worker gets it with the image's :data:`~pixelpipe.Pixels` (a path or URL, or for
+    workers elsewhere its bytes), made by the parent only for jobs not in the cache.
 
     Attributes:
         sample_id: The parent's id.
-        path: The parent's image file.
+        image: The parent's ``image`` in the manifest.
+        sha256: The parent image's sha256.
         annotations: The parent's annotation rows (``category_id``, ``bbox``,
             ``polygons``, ``rle``).
         jpeg: Write the copies as JPEG (else PNG).
@@ -84,10 +89,19 @@ class Job:
     """
 
     sample_id: str
-    path: str
+    image: str
+    sha256: str
     annotations: list[dict[str, Any]]
     jpeg: bool
     copies: tuple[Copy, ...]
+
+    def content(self) -> tuple[object, ...]:
+        """What decides the copies, for the per-item cache.
+
+        The parent's pixels (sha256), labels and id, the copies (indices and the seeds
+        derived from them) and the output format; not where the image is stored.
+        """
+        return (self.sha256, self.sample_id, self.copies, self.jpeg, self.annotations)
 
 
 def jsonable(value: Any) -> Any:
@@ -160,39 +174,42 @@ def _count(dropped: dict[str, dict[str, int]], reason: str, category: int) -> No
     per[str(category)] = per.get(str(category), 0) + 1
 
 
-def _make_copy(
-    settings: Settings,
-    job: Job,
-    pixels: np.ndarray,
-    jpeg: bool,
-    boxes: list[list[float]],
-    valid: list[int],
-    instance_masks: list[tuple[int, np.ndarray]],
-    invalid: dict[str, dict[str, int]],
-    copy: Copy,
-) -> dict[str, Any]:
+@dataclass
+class _Parent:
+    """A decoded parent image and its boxes and masks, ready for the recipe."""
+
+    pixels: np.ndarray
+    boxes: list[list[float]]
+    valid: list[int]
+    instance_masks: list[tuple[int, np.ndarray]]
+    invalid: dict[str, dict[str, int]]
+
+
+def _make_copy(settings: Settings, job: Job, copy: Copy, parent: _Parent) -> dict[str, Any]:
     import cv2
 
     compose = build(settings.recipe)
     compose.set_random_state(np.random.default_rng(copy.seed), random.Random(copy.seed))
     cv2.setRNGSeed(copy.seed % (1 << 31))
     data: dict[str, Any] = {
-        "image": pixels.copy(),
-        "bboxes": np.array(boxes, dtype=np.float64).reshape(-1, 4),
-        "category_id": [int(job.annotations[i]["category_id"]) for i in valid],
-        "index": list(valid),
+        "image": parent.pixels.copy(),
+        "bboxes": np.array(parent.boxes, dtype=np.float64).reshape(-1, 4),
+        "category_id": [int(job.annotations[i]["category_id"]) for i in parent.valid],
+        "index": list(parent.valid),
     }
-    if instance_masks:
-        data["masks"] = np.stack([m for _, m in instance_masks])
+    if parent.instance_masks:
+        data["masks"] = np.stack([m for _, m in parent.instance_masks])
     result = compose(**data)
     out = np.asarray(result["image"])
-    encoded = encode(out, jpeg, settings.jpeg_quality)
+    encoded = encode(out, job.jpeg, settings.jpeg_quality)
     height, width = int(out.shape[0]), int(out.shape[1])
     mask_of: dict[int, np.ndarray] = {}
-    if instance_masks:
+    if parent.instance_masks:
         moved = np.asarray(result["masks"]) > 0
-        mask_of = {index: moved[k].astype(np.uint8) for k, (index, _) in enumerate(instance_masks)}
-    dropped: dict[str, dict[str, int]] = {k: dict(v) for k, v in invalid.items()}
+        mask_of = {
+            index: moved[k].astype(np.uint8) for k, (index, _) in enumerate(parent.instance_masks)
+        }
+    dropped: dict[str, dict[str, int]] = {k: dict(v) for k, v in parent.invalid.items()}
     kept_index = [round(float(v)) for v in result["index"]]
     annotations: list[dict[str, Any]] = []
     for index, box in zip(kept_index, np.asarray(result["bboxes"]).reshape(-1, 4), strict=True):
@@ -214,10 +231,9 @@ def _make_copy(
         entry["area"] = area
         annotations.append(entry)
     kept = set(kept_index)
-    for index in valid:
+    for index in parent.valid:
         if index not in kept:
             _count(dropped, "filtered", int(job.annotations[index]["category_id"]))
-    image, sha = settings.store.put_bytes(encoded, ".jpg" if jpeg else ".png")
     replay = {
         "recipe": settings.digest,
         "seed": copy.seed,
@@ -226,9 +242,9 @@ def _make_copy(
     }
     return {
         "copy": copy.index,
-        "id": copy.id,
-        "image": image,
-        "sha256": sha,
+        "data": encoded,
+        "sha256": hashlib.sha256(encoded).hexdigest(),
+        "ext": ".jpg" if job.jpeg else ".png",
         "width": width,
         "height": height,
         "annotations": annotations,
@@ -237,44 +253,60 @@ def _make_copy(
     }
 
 
-def _augment_one(settings: Settings, job: Job) -> dict[str, Any]:
+def _decode(job: Job, pixels: Pixels) -> _Parent | dict[str, Any]:
+    """The image of ``job`` decoded, with its boxes and masks, or the job's result.
+
+    A file that cannot be read (a network error, a file gone) is a transient failure, not
+    kept in the cache; one that is read but does not decode is reported (and kept).
+    """
     try:
-        with Image.open(job.path) as opened:
-            pixels = np.asarray(opened.convert("RGB"))
+        encoded = read_pixels(pixels)
+    except Exception as exc:
+        return {"undecodable": f"cannot read: {type(exc).__name__}: {exc}", "transient": True}
+    try:
+        with Image.open(io.BytesIO(encoded)) as opened:
+            decoded = np.asarray(opened.convert("RGB"))
     except Exception as exc:  # an image that does not decode: no copies, reported
-        return {"error": f"cannot decode: {type(exc).__name__}: {exc}", "copies": []}
-    height, width = int(pixels.shape[0]), int(pixels.shape[1])
-    invalid: dict[str, dict[str, int]] = {}
-    boxes: list[list[float]] = []
-    valid: list[int] = []
-    instance_masks: list[tuple[int, np.ndarray]] = []
+        return {"undecodable": f"cannot decode: {type(exc).__name__}: {exc}"}
+    height, width = int(decoded.shape[0]), int(decoded.shape[1])
+    parent = _Parent(decoded, [], [], [], {})
     for index, annotation in enumerate(job.annotations):
         clipped = _clip_box(list(annotation["bbox"]), width, height)
         if clipped is None:
-            _count(invalid, "invalid", int(annotation["category_id"]))
+            _count(parent.invalid, "invalid", int(annotation["category_id"]))
             continue
-        boxes.append(clipped)
-        valid.append(index)
+        parent.boxes.append(clipped)
+        parent.valid.append(index)
         mask = mask_io.rasterize(annotation, height, width)
         if mask is not None:
-            instance_masks.append((index, mask))
-    copies: list[dict[str, Any]] = []
-    for copy in job.copies:
-        try:
-            copies.append(
-                _make_copy(
-                    settings, job, pixels, job.jpeg, boxes, valid, instance_masks, invalid, copy
-                )
-            )
-        except Exception as exc:  # a recipe that fails on this image: reported per copy
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-            copies.append({"copy": copy.index, "id": copy.id, "error": message})
-    return {"error": None, "copies": copies}
+            parent.instance_masks.append((index, mask))
+    return parent
 
 
-def augment_chunk(settings: Settings, jobs: list[Job]) -> list[dict[str, Any]]:
-    """Executor work item: the copies of each job, in order."""
-    return [_augment_one(settings, job) for job in jobs]
+def augment_chunk(settings: Settings, jobs: list[tuple[Job, Pixels]]) -> list[dict[str, Any]]:
+    """Executor work item: the copies of each job, in order; each image is decoded once.
+
+    A job's result is ``{"copies": [...]}``, each copy with ``copy`` (its index), ``data``
+    (the encoded bytes), ``sha256``, ``ext``, ``width``, ``height``, ``annotations``,
+    ``replay`` and ``dropped``, or ``copy`` and ``error`` when the recipe failed on it;
+    or ``{"undecodable": message}`` (with ``"transient": True`` when the file could not be
+    read) when the image did not decode.
+    """
+    results: list[dict[str, Any]] = []
+    for job, pixels in jobs:
+        parent = _decode(job, pixels)
+        if not isinstance(parent, _Parent):
+            results.append(parent)
+            continue
+        copies: list[dict[str, Any]] = []
+        for copy in job.copies:
+            try:
+                copies.append(_make_copy(settings, job, copy, parent))
+            except Exception as exc:  # a recipe that fails on this image: reported per copy
+                message = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+                copies.append({"copy": copy.index, "error": message})
+        results.append({"copies": copies})
+    return results
 
 
 def is_jpeg_path(path: str) -> bool:
