@@ -113,7 +113,9 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
 
     Exact duplicates share a SHA-256. Near duplicates have perceptual hashes (pHash by
     default, the imagehash algorithms) within ``max_distance`` bits; each file is decoded
-    once, at reduced size for JPEGs, and hashed in batches on the workers. All pairs within
+    once, at reduced size for JPEGs, and hashed in batches on the workers; a rerun hashes
+    only images it has not hashed before with the same params (the per-item cache, by
+    SHA-256), while the search below always covers every image. All pairs within
     the threshold are found by a multi-index search whose cost does not grow with the square
     of the dataset. Clusters form around the sample the ``keep`` policy prefers: it keeps
     every remaining sample within ``max_distance`` of it, and the rest of a chain of copies
