@@ -9,10 +9,11 @@ a dataset of millions decodes only the new 1%.
 The cache is one SQLite database, ``.pixelpipe/cache/items.sqlite`` in the project (git- and
 DVC-ignored; ``PIXELPIPE_CACHE_DIR`` moves it, ``PIXELPIPE_CACHE=off`` turns it off). SQLite
 makes it safe under concurrent runs (WAL, one short transaction per block of results) and
-under kills (a transaction is committed whole or not at all). Values are pickled: a hit is
-the very object the computation returned, so outputs are byte-identical either way. It is
-bounded: ``pixelpipe cache gc`` drops the least recently used entries down to a size, and a
-run that leaves it past ``PIXELPIPE_CACHE_MAX`` (default 20 GB) trims it to 80% of that.
+under kills (a transaction is committed whole or not at all). Values are pickled (and zlib-
+compressed): a hit is the very object the computation returned, so outputs are byte-
+identical either way. It is bounded: ``pixelpipe cache gc`` drops the least recently used
+entries down to a size, and a run that leaves it past ``PIXELPIPE_CACHE_MAX`` (default 20
+GB) trims it to 80% of that.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pickle
 import sqlite3
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -173,7 +175,7 @@ class ItemCache:
             stale = []
             for key, value, used in rows:
                 try:
-                    found[key] = pickle.loads(value)
+                    found[key] = pickle.loads(zlib.decompress(value))
                 except Exception:  # written by other code (a cache older than this one)
                     continue
                 if used < today:
@@ -190,7 +192,7 @@ class ItemCache:
         rows = []
         today = _today()
         for key, value in results:
-            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1)
             rows.append((key, blob, len(blob) + len(key), today))
         if not rows:
             return
@@ -226,6 +228,11 @@ class ItemCache:
             keep: Whether a computed result may be stored (not a transient failure such as
                 a time-out or a file that went missing).
             on_hits: Called with the number of results found per block (progress).
+
+        A block's computed results are stored only after the caller has taken all of them,
+        so a caller may drop what must not be cached (an image's encoded bytes, stored in
+        the image store instead) from a result as it takes it; ingest, validate and augment
+        do, and their tests check that no pixels reach the cache.
         """
         stats = self.stats.setdefault(namespace, CacheStats())
         for start in range(0, len(items), BLOCK):
@@ -257,6 +264,7 @@ class ItemCache:
             limit = max_bytes()
             if total_size(self._db) > limit:
                 collect(self._db, int(limit * 0.8))
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no WAL file left behind
         finally:
             self._db.close()
             self._db = None

@@ -168,7 +168,7 @@ def test_a_run_killed_while_writing_leaves_a_sound_cache(tmp_path: Path) -> None
 
 def test_gc_drops_the_least_recently_used_first(tmp_path: Path) -> None:
     cache = ItemCache(tmp_path, "v1")
-    cache.put_many((cache.key("n", "", i), b"x" * 1000) for i in range(10))
+    cache.put_many((cache.key("n", "", i), os.urandom(1000)) for i in range(10))
     db = sqlite3.connect(cache.path)
     db.execute("UPDATE items SET used = used - 10")  # all old ...
     db.commit()
@@ -185,7 +185,7 @@ def test_a_run_past_the_limit_trims_the_cache(
 ) -> None:
     monkeypatch.setenv("PIXELPIPE_CACHE_MAX", "20K")
     cache = ItemCache(tmp_path, "v1")
-    cache.put_many((cache.key("n", "", i), b"x" * 1000) for i in range(50))
+    cache.put_many((cache.key("n", "", i), os.urandom(1000)) for i in range(50))
     cache.close()
     assert itemcache.summary(tmp_path)["bytes"] <= 16000
 
@@ -211,7 +211,7 @@ def test_a_size_that_is_not_one_is_one_line(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_cache_commands(tmp_path: Path) -> None:
     cache = ItemCache(tmp_path, "v1")
-    cache.put_many((cache.key("n", "", i), b"x" * 1000) for i in range(10))
+    cache.put_many((cache.key("n", "", i), os.urandom(1000)) for i in range(10))
     cache.close()
     objects = tmp_path / ".pixelpipe" / "objects" / "ab"
     objects.mkdir(parents=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from s3 import moto_server, upload
 from steps import ingest, removed_reasons
 
 from pixelpipe.dataset import Dataset
@@ -24,32 +25,12 @@ SECRET = "s3cr3t-never-shown"
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API (moto's server) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _upload(endpoint: str, folder: Path, bucket: str, prefix: str) -> Any:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(
-        key="testing",
-        secret=SECRET,
-        client_kwargs={"endpoint_url": endpoint},
-        skip_instance_cache=True,
-    )
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            fs.pipe(f"{bucket}/{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
-    return fs
+    return upload(endpoint, folder, bucket, prefix, SECRET)
 
 
 def test_s3_and_disk_ingests_have_the_same_digest(
