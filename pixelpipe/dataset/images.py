@@ -107,21 +107,41 @@ def _move(source: Path, target: Path) -> None:
         source.unlink()
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # os.link does not follow a symlink on Linux whatever follow_symlinks says.
-    source = Path(os.path.realpath(source))
+def _target_of(source: str) -> str:
+    """The file a symlink points to (os.link on Linux would link the symlink itself)."""
     try:
-        os.link(source, target)
-        return
-    except FileExistsError:
-        return  # identical content: the same name is the same sha256
+        return os.path.join(os.path.dirname(source), os.readlink(source))
     except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+        if exc.errno == errno.EINVAL:  # not a symlink
+            return source
+        raise
+
+
+def _link_or_copy(source: Path | str, target: Path | str) -> None:
+    """Hard-link ``source`` (following a symlink) to ``target``; copy across file systems.
+
+    Runs once per image per output, so it works on strings and makes the folder only when
+    the first link into it fails (a million images: every syscall counts).
+    """
+    real, goal = _target_of(os.fspath(source)), os.fspath(target)
+    for attempt in (1, 2):
+        try:
+            os.link(real, goal)
+            return
+        except FileExistsError:
+            return  # identical content: the same name is the same sha256
+        except FileNotFoundError:
+            if attempt == 2 or not os.path.exists(real):
+                raise
+            os.makedirs(os.path.dirname(goal), exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+            break
+    os.makedirs(os.path.dirname(goal), exist_ok=True)
+    tmp = f"{goal}.{os.getpid()}.tmp"
+    shutil.copyfile(real, tmp)
+    os.replace(tmp, goal)
 
 
 @dataclass(frozen=True)
@@ -224,15 +244,14 @@ class ImageStore:
             The manifest path, or ``None`` when the object is not there (never stored, or
             collected by ``pixelpipe cache gc``): the caller computes the image again.
         """
-        obj = self._object(sha)
-        if obj is None:
+        if self.objects is None:
             return None
-        target, rel = self._place(sha, ext)
+        rel = f"{IMAGES_DIR}/{sha[:2]}/{sha}{ext.lower()}"
         try:
-            _link_or_copy(obj, target)
+            _link_or_copy(f"{self.objects}/{sha[:2]}/{sha}", f"{self.write_dir}/{rel}")
         except FileNotFoundError:  # never stored, collected, or gone from DVC's cache
             return None
-        return rel
+        return f"{self.final_dir}/{rel}"
 
 
 def collect_objects(root: Path) -> tuple[int, int]:
