@@ -107,16 +107,30 @@ def code_version(module: str) -> str:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    """Open (and on first use create) the database; waits while another run sets it up.
+
+    Switching a new database to WAL takes an exclusive lock that SQLite does not wait for,
+    so two runs starting together retry here instead of failing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=120, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS items ("
-        " key BLOB PRIMARY KEY, value BLOB NOT NULL, size INTEGER NOT NULL,"
-        " used INTEGER NOT NULL) WITHOUT ROWID"
-    )
-    return connection
+    deadline = time.monotonic() + 120
+    while True:
+        connection = sqlite3.connect(path, timeout=120, isolation_level=None)
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS items ("
+                " key BLOB PRIMARY KEY, value BLOB NOT NULL, size INTEGER NOT NULL,"
+                " used INTEGER NOT NULL) WITHOUT ROWID"
+            )
+            return connection
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _today() -> int:

@@ -335,9 +335,12 @@ def test_release_checkout_diff_get(tmp_path: Path) -> None:
     assert launch(["dvc", "status", "-q"], root).returncode == 0
     assert "(checked out)" not in sh(["pixelpipe", "versions"], root).stdout
 
-    # At HEAD too: a modified output is refused, --force discards it.
-    with (root / "data" / "publish" / "categories.json").open("a") as stream:
-        stream.write(" ")
+    # At HEAD too: a modified output is refused, --force discards it. Outputs are read-only
+    # hard links into DVC's cache (`cache.type` hardlink), so an edit saves a new file.
+    edited = root / "data" / "publish" / "categories.json"
+    text = edited.read_text()
+    edited.unlink()
+    edited.write_text(text + " ")
     line = fails(["pixelpipe", "checkout", "v1"], root)
     assert "data/publish/categories.json is not in the DVC cache" in line
     sh(["pixelpipe", "checkout", "v1", "--force"], root)
