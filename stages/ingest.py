@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
@@ -14,7 +13,6 @@ from pixelpipe import (
     Dataset,
     DatasetBuilder,
     Dependency,
-    ImageStore,
     PixelpipeError,
     Problem,
     StageContext,
@@ -41,7 +39,7 @@ from pixelpipe.sources import (
     name_id,
     open_tree,
 )
-from stages._ingest.keys import make_jobs, stamp_local
+from stages._ingest.keys import make_jobs
 from stages._ingest.parent import (
     ORIENTATION_COLUMN as ORIENTATION_COLUMN,
 )
@@ -51,7 +49,7 @@ from stages._ingest.parent import (
     Work,
     source_uri,
 )
-from stages._ingest.worker import Failed, Job, Result, Settings, probe_chunk
+from stages._ingest.worker import Job, Result, Settings, probe_chunk
 
 NAMESPACE = "ingest.images"
 """What the per-item cache keeps for ingest: each source file's probe, by path and stamp."""
@@ -104,42 +102,6 @@ def _content(job: Job) -> tuple[str, str]:
 
 def _cacheable(result: Result) -> bool:
     return result.cacheable
-
-
-def _ingest_chunk(
-    store: ImageStore, max_pixels: int, decode: bool, items: list[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """Probe local files given as ``(id, path)``, without labels; what each file is.
-
-    The chunk function of the first ingest, kept for the executor tests. Like every
-    worker it writes nothing (``store`` is not used any more): a removal is
-    ``{"id", "reason", "detail"}``, an image ``{"id", "sha256", "width", "height",
-    "orientation", "warnings"}``.
-    """
-    del store
-    access = FileAccess(None, "/", Path("/"))
-    settings = Settings(max_pixels, decode, 95)
-    jobs = [
-        Job(Path(path).resolve().as_posix().lstrip("/"), stamp_local(Path(path)))
-        for _, path in items
-    ]
-    out: list[dict[str, Any]] = []
-    for (sample, _), result in zip(items, probe_chunk(access, settings, jobs), strict=True):
-        if isinstance(result, Failed):
-            out.append({"id": sample, "reason": result.reason, "detail": result.detail})
-            continue
-        width, height = result.probe.displayed
-        out.append(
-            {
-                "id": sample,
-                "sha256": result.sha256,
-                "width": width,
-                "height": height,
-                "orientation": result.probe.orientation,
-                "warnings": list(result.warnings),
-            }
-        )
-    return out
 
 
 def _source_problem(error: PixelpipeError, stage_name: str) -> PixelpipeError:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.dataset import ImageStore
 from pixelpipe.engine.executor import SerialExecutor, make_executor
 from pixelpipe.errors import PixelpipeError
+from pixelpipe.fileaccess import FileAccess
 from pixelpipe.project.demo import build
-from stages.ingest import _ingest_chunk
+from stages._ingest.keys import stamp_local
+from stages._ingest.worker import Failed, Job, Settings, probe_chunk
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +21,16 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     return sorted((p.name, str(p)) for p in root.glob("*.jpg"))
 
 
-def _run(
-    spec: str, workers: int, images: list[tuple[str, str]], out: Path
-) -> list[dict[str, object]]:
+def _run(spec: str, workers: int, images: list[tuple[str, str]]) -> list[object]:
+    """Ingest's worker function (probe and fully decode) over the demo photos."""
     executor = make_executor(spec, workers)
     done: list[int] = []
+    jobs = [Job(Path(p).resolve().as_posix().lstrip("/"), stamp_local(Path(p))) for _, p in images]
     try:
-        fn = functools.partial(_ingest_chunk, ImageStore(out, "data/x"), 10**8, True)
-        results = list(executor.map_chunks(fn, images, 4, done.append))
+        fn = functools.partial(
+            probe_chunk, FileAccess(None, "/", Path("/")), Settings(10**8, True, 95)
+        )
+        results: list[object] = list(executor.map_chunks(fn, jobs, 4, done.append))
     finally:
         executor.close()
     assert sum(done) == len(images)
@@ -43,13 +46,12 @@ def _run(
     ],
 )
 def test_results_are_identical_and_ordered(
-    tmp_path: Path, images: list[tuple[str, str]], spec: str, workers: int
+    images: list[tuple[str, str]], spec: str, workers: int
 ) -> None:
-    expected = _run("local", 1, images, tmp_path / "serial")
-    results = _run(spec, workers, images, tmp_path / spec)
-    assert results == expected
-    assert [r["id"] for r in results] == [name for name, _ in images]
-    assert {r.get("reason") for r in results} >= {"truncated", "unreadable"}
+    expected = _run("local", 1, images)
+    results = _run(spec, workers, images)
+    assert results == expected and len(results) == len(images)
+    assert {r.reason for r in results if isinstance(r, Failed)} >= {"truncated", "unreadable"}
 
 
 def test_a_chunk_function_must_keep_the_count() -> None:
