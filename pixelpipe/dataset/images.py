@@ -41,8 +41,10 @@ def objects_dir(root: Path) -> Path:
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-Pixels = str | bytes
-"""Where a worker reads an image: a local path, a URL (fsspec), or the encoded bytes."""
+Pixels = str | bytes | OSError
+"""Where a worker reads an image: a local path, a URL (fsspec), the encoded bytes, or the
+error the runner met reading them (raised again in the worker, so a file that cannot be
+read fails as that image's failure, never as the stage's)."""
 
 
 def is_url(location: str) -> bool:
@@ -58,6 +60,8 @@ def open_pixels(pixels: Pixels) -> BinaryIO:
             through fsspec (with the credentials and endpoint of the worker's
             environment), or the bytes.
     """
+    if isinstance(pixels, OSError):
+        raise pixels
     if isinstance(pixels, bytes):
         return io.BytesIO(pixels)
     if is_url(pixels):

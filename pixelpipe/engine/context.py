@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from pixelpipe.dataset.images import ImageStore, dvc_cache_dir, is_url, objects_dir
+from pixelpipe.dataset.images import ImageStore, Pixels, dvc_cache_dir, is_url, objects_dir
 from pixelpipe.engine.executor import Executor, chunk_size
 from pixelpipe.engine.itemcache import ItemCache, enabled
 from pixelpipe.engine.progress import Advance, progress
@@ -132,17 +134,26 @@ class StageContext:
 
         return self.cache.map(namespace, salt, items, content, compute, keep, advance)
 
-    def pixels(self, image: str) -> str | bytes:
+    def pixels(self, image: str) -> Pixels:
         """Where a worker reads an image from: a URL or local path, or the bytes themselves.
 
         A manifest's ``image`` is a URL (read by the worker through fsspec) or a path in
         the project. Workers that share the project's disk get the absolute path; workers
-        that do not (a Dask cluster elsewhere) get the bytes, read here.
+        that do not (a Dask cluster elsewhere) get the bytes, read here; a file that cannot
+        be read (gone, not a regular file such as a FIFO) goes as its error, which the
+        worker's :func:`~pixelpipe.open_pixels` raises.
         """
         if is_url(image):
             return image
         path = self.resolve(image)
-        return str(path) if self.executor.shared_disk else path.read_bytes()
+        if self.executor.shared_disk:
+            return str(path)
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                return OSError(errno.EINVAL, "not a regular file", image)
+            return path.read_bytes()
+        except OSError as exc:
+            return exc
 
     def rng(self, *key: object) -> np.random.Generator:
         """A generator seeded from (stage seed, ``*key``), e.g. ``ctx.rng(sample.id, copy)``."""

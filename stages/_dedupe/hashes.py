@@ -18,36 +18,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pixelpipe import Pixels, StageContext, read_pixels
+from pixelpipe import StageContext, read_pixels
 from pixelpipe.imaging import hamming
 from pixelpipe.imaging.hashing import Hashed, HashSpec, hash_read, to_words
 
 I64 = npt.NDArray[np.int64]
 NAMESPACE = "perceptual_hash"
 """Cache namespace of the hashes (one result per distinct file and hash spec)."""
-
-
-Sent = Pixels | OSError
-"""What a worker gets for an image: its pixels, or why this process could not read them."""
-
-
-def sent(ctx: StageContext, image: str) -> Sent:
-    """:meth:`StageContext.pixels`, with a file this process cannot read passed on as such.
-
-    Workers that do not share the project's disk get the bytes, read here; a file gone
-    missing then fails in the worker like any unreadable image, instead of the stage.
-    """
-    try:
-        return ctx.pixels(image)
-    except OSError as exc:
-        return exc
-
-
-def read(item: Sent) -> bytes:
-    """In a worker: the encoded bytes of an image (raises what reading it raised)."""
-    if isinstance(item, OSError):
-        raise item
-    return read_pixels(item)
 
 
 def salt(spec: HashSpec) -> tuple[str, int, bool, bool]:
@@ -141,12 +118,12 @@ def hash_and_search(
         results = ctx.cached_map(
             NAMESPACE,
             salt(spec),
-            functools.partial(hash_read, spec, read),
+            functools.partial(hash_read, spec, read_pixels),
             files.first_row,
             lambda row: shas[row],
             advance=advance,
             keep=lambda result: not transient(result),
-            prepare=lambda row: sent(ctx, images[row]),
+            prepare=lambda row: ctx.pixels(images[row]),
         )
         for index, (code, error, _) in enumerate(results):
             if error is None:

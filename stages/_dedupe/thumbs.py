@@ -13,9 +13,8 @@ import hashlib
 import io
 from pathlib import Path
 
-from pixelpipe import StageContext
+from pixelpipe import Pixels, StageContext, read_pixels
 from stages import _html
-from stages._dedupe.hashes import Sent, read, sent
 from stages._dedupe.report import (
     THUMB_SIZE,
     Box,
@@ -40,7 +39,7 @@ UNREADABLE = (
 """The thumbnail of an image that could not be read this time."""
 
 
-def thumbnail_chunk(size: int, items: list[tuple[Sent, tuple[Box, ...]]]) -> list[str | None]:
+def thumbnail_chunk(size: int, items: list[tuple[Pixels, tuple[Box, ...]]]) -> list[str | None]:
     """Executor work item: a thumbnail data URI per ``(pixels, boxes)``.
 
     ``None`` when the image could not be read (a transient failure, not stored in the
@@ -49,7 +48,7 @@ def thumbnail_chunk(size: int, items: list[tuple[Sent, tuple[Box, ...]]]) -> lis
     uris: list[str | None] = []
     for pixels, boxes in items:
         try:
-            data = read(pixels)
+            data = read_pixels(pixels)
         except Exception:  # unreadable now; maybe not in a later run
             uris.append(None)
             continue
@@ -79,7 +78,7 @@ def add_thumbnails(data: ReportData, ctx: StageContext) -> None:
         keys,
         lambda key: key,
         keep=lambda uri: uri is not None,
-        prepare=lambda key: (sent(ctx, wanted[key].image), key[1]),
+        prepare=lambda key: (ctx.pixels(wanted[key].image), key[1]),
         largest_chunk=32,
     )
     for key, uri in zip(keys, results, strict=True):

@@ -19,14 +19,12 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pixelpipe import PixelpipeError, Pixels, Problem, StageContext, did_you_mean, read_pixels
+from pixelpipe import PixelpipeError, Problem, StageContext, did_you_mean, read_pixels
 from pixelpipe.imaging.hashing import ALGORITHMS, HashSpec, hash_read, to_words
 
 ORIENTATIONS_SUFFIX = "_orientations"
 NAMESPACE = "perceptual_hash"
 """Cache namespace of the computed hashes (one result per distinct file)."""
-Sent = Pixels | OSError
-"""What a worker gets for an image: its pixels, or why this process could not read them."""
 
 
 @dataclass(frozen=True)
@@ -134,21 +132,6 @@ def from_column(table: pa.Table, column: str, rows: npt.NDArray[np.int64], stage
     return Codes(rows[present], words, nbytes * 8, column, int((~present).sum()))
 
 
-def _sent(ctx: StageContext, image: str) -> Sent:
-    """:meth:`StageContext.pixels`; a file this process cannot read goes on as its error."""
-    try:
-        return ctx.pixels(image)
-    except OSError as exc:
-        return exc
-
-
-def read(item: Sent) -> bytes:
-    """In a worker: the encoded bytes of an image (raises what reading it raised)."""
-    if isinstance(item, OSError):
-        raise item
-    return read_pixels(item)
-
-
 def compute(
     table: pa.Table,
     rows: npt.NDArray[np.int64],
@@ -177,12 +160,12 @@ def compute(
         results = ctx.cached_map(
             NAMESPACE,
             (spec.algorithm, spec.hash_size, spec.draft, spec.invariant),
-            functools.partial(hash_read, spec, read),
+            functools.partial(hash_read, spec, read_pixels),
             distinct,
             lambda position: shas[position],
             advance=advance,
             keep=lambda result: not result[2],
-            prepare=lambda position: _sent(ctx, images[position]),
+            prepare=lambda position: ctx.pixels(images[position]),
         )
         for position, (code, error, _) in zip(distinct, results, strict=True):
             if error is None:
