@@ -27,6 +27,9 @@ from pixelpipe.engine.runner import run_stage
 from pixelpipe.imaging.hashing import HashSpec, hash_read
 from stages._dedupe.thumbs import UNREADABLE
 
+WATCH = Path(__file__).parents[1] / "support" / "watch"
+"""A sitecustomize that watches worker processes (see its docstring)."""
+
 SKIMAGE = Path(str(__import__("skimage").__file__)).parent / "data"
 PIPELINE = "pipelines/p.yaml"
 Opened = Callable[[], list[str]]
@@ -253,33 +256,6 @@ def test_reading_fails_transiently_and_decoding_for_good() -> None:
     )
 
 
-SITE = """\
-import os, sys
-
-_LOG = os.environ.get("DEDUPE_TEST_LOG")
-_ROOT = os.environ.get("DEDUPE_TEST_FORBIDDEN")
-
-
-def _note(line):
-    with open(_LOG, "a", encoding="utf-8") as log:
-        log.write(line + "\\n")
-
-
-def _refuse(event, args):
-    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
-        return
-    path = os.path.abspath(os.fsdecode(args[0]))
-    if path.startswith(_ROOT + os.sep):
-        _note(f"forbidden {path}")
-        raise PermissionError(f"a worker may not touch the project: {path}")
-
-
-if _LOG:
-    _note(f"watching {os.getpid()}")
-    sys.addaudithook(_refuse)
-"""
-
-
 def test_dask_workers_without_the_project_disk_get_the_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,14 +263,11 @@ def test_dask_workers_without_the_project_disk_get_the_bytes(
     files = _files()
     root = _project(tmp_path / "p", files)
     expected = _uncached(tmp_path / "fresh", files, monkeypatch)
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITE)
     log = tmp_path / "workers.log"
     path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), path]) if path else str(site))
-    monkeypatch.setenv("DEDUPE_TEST_LOG", str(log))
-    monkeypatch.setenv("DEDUPE_TEST_FORBIDDEN", str(root.resolve()))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(WATCH), path]) if path else str(WATCH))
+    monkeypatch.setenv("PIXELPIPE_TEST_WATCH_LOG", str(log))
+    monkeypatch.setenv("PIXELPIPE_TEST_FORBIDDEN", str(root.resolve()))
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     ) as cluster:

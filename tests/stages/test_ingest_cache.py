@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from steps import ingest, removed_reasons, serial_context
+from steps import ingest, removed_reasons
 
-from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.executor import Executor, make_executor
 from pixelpipe.engine.itemcache import DB_NAME, cache_dir, summary
-from pixelpipe.engine.registry import resolve
 
 
 def _recorded_opens(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -266,33 +265,6 @@ def _snapshot(root: Path) -> set[tuple[str, int, int]]:
     }
 
 
-def _ingest_on(root: Path, executor: Executor, **params: Any) -> Dataset:
-    """The ingest step run as ``steps.ingest`` runs it, on ``executor``."""
-    kind = resolve("ingest")
-    validated = kind.params(**params)
-    tmp = root / "data" / ".ingest.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    ctx = serial_context(root, "ingest", tmp)
-    ctx.executor = executor
-    try:
-        result = kind.step([], validated, ctx)
-    finally:
-        executor.close()
-    write_dataset(
-        tmp,
-        result.output,
-        stage="ingest",
-        kind="ingest",
-        params=validated.model_dump(mode="json"),
-        inputs={},
-    )
-    final = root / "data" / "ingest"
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return Dataset(final)
-
-
 @pytest.mark.parametrize("where", ["elsewhere", "pool"])
 def test_the_same_output_on_any_workers_cached_or_not(
     tmp_path: Path, raw: Path, monkeypatch: pytest.MonkeyPatch, where: str
@@ -304,8 +276,8 @@ def test_the_same_output_on_any_workers_cached_or_not(
     expected, _ = ingest(tmp_path)
     hashes = _image_hashes(tmp_path, expected)
     monkeypatch.delenv("PIXELPIPE_CACHE")
-    computed = _ingest_on(tmp_path, executor())
+    computed = ingest(tmp_path, executor())[0]
     assert computed.digest == expected.digest and _image_hashes(tmp_path, computed) == hashes
-    reused = _ingest_on(tmp_path, executor())
+    reused = ingest(tmp_path, executor())[0]
     assert reused.digest == expected.digest and _image_hashes(tmp_path, reused) == hashes
     assert summary(tmp_path)["entries"] == 40

@@ -29,6 +29,9 @@ from pixelpipe import Annotation, Category, DatasetBuilder, Sample
 from pixelpipe.dataset import Dataset, write_dataset
 from pixelpipe.engine.runner import run_stage
 
+WATCH = Path(__file__).parents[1] / "support" / "watch"
+"""A sitecustomize that watches worker processes (see its docstring)."""
+
 DECODES = Path(__file__).resolve().parents[1] / "support" / "decodes"
 OUTPUTS = ("samples.parquet", "removed.parquet", "findings.parquet", "report.html", "dataset.json")
 RULES = """\
@@ -277,43 +280,6 @@ def test_time_outs_and_unreadable_files_are_not_cached(
     assert _outputs(root) == _uncached(tmp_path / "fresh", monkeypatch, names)
 
 
-SITE = """\
-import hashlib, io, os, sys
-
-_LOG = os.environ.get("VALIDATE_TEST_LOG")
-_ROOT = os.environ.get("VALIDATE_TEST_FORBIDDEN")
-
-
-def _note(line):
-    with open(_LOG, "a", encoding="utf-8") as log:
-        log.write(line + "\\n")
-
-
-def _refuse(event, args):
-    if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
-        return
-    path = os.path.abspath(os.fsdecode(args[0]))
-    if path.startswith(_ROOT + os.sep):
-        _note(f"forbidden {path}")
-        raise PermissionError(f"a worker may not touch the project: {path}")
-
-
-if _LOG:
-    sys.addaudithook(_refuse)
-    from PIL import Image
-
-    _real_open = Image.open
-
-    def _open(fp, *args, **kwargs):
-        data = fp.getvalue() if isinstance(fp, io.BytesIO) else None
-        sha = hashlib.sha256(data).hexdigest() if data is not None else type(fp).__name__
-        _note(f"decode {sha} {os.getppid()}")
-        return _real_open(fp, *args, **kwargs)
-
-    Image.open = _open
-"""
-
-
 def test_checks_run_on_dask_workers_that_get_bytes_and_enforce_the_limits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,13 +288,10 @@ def test_checks_run_on_dask_workers_that_get_bytes_and_enforce_the_limits(
     root = _project(tmp_path / "p", names, params="{time_limit: 0.000001}")
     expected = _uncached(tmp_path / "local", monkeypatch, names)
 
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITE)
     log = tmp_path / "cluster.log"
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.setenv("VALIDATE_TEST_LOG", str(log))
-    monkeypatch.setenv("VALIDATE_TEST_FORBIDDEN", str(root.resolve()))
+    monkeypatch.setenv("PYTHONPATH", str(WATCH))
+    monkeypatch.setenv("PIXELPIPE_TEST_WATCH_LOG", str(log))
+    monkeypatch.setenv("PIXELPIPE_TEST_FORBIDDEN", str(root.resolve()))
     with (
         distributed.LocalCluster(
             n_workers=2,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pixelpipe.dataset import Dataset, write_dataset
 from pixelpipe.engine.context import StageContext
-from pixelpipe.engine.executor import SerialExecutor
+from pixelpipe.engine.executor import Executor, SerialExecutor
 from pixelpipe.engine.registry import resolve
 
 
@@ -27,14 +27,23 @@ def serial_context(root: Path, stage: str, output_dir: Path) -> StageContext:
     )
 
 
-def ingest(root: Path, **params: Any) -> tuple[Dataset, dict[str, Any]]:
-    """Run the ingest step in-process and write its dataset, as the runner does."""
+def ingest(
+    root: Path, executor: Executor | None = None, **params: Any
+) -> tuple[Dataset, dict[str, Any]]:
+    """Run the ingest step in-process (on ``executor``, closed after, else serially) and
+    write its dataset, as the runner does."""
     kind = resolve("ingest")
     validated = kind.params(**params)
     tmp = root / "data" / ".ingest.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    result = kind.step([], validated, serial_context(root, "ingest", tmp))
+    ctx = serial_context(root, "ingest", tmp)
+    if executor is not None:
+        ctx.executor = executor
+    try:
+        result = kind.step([], validated, ctx)
+    finally:
+        ctx.executor.close()
     kept = result.output.samples_table().num_rows
     removed = result.output.removed_table().num_rows
     assert result.expected == kept + removed, "every item found is kept or removed"
