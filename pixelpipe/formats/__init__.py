@@ -7,7 +7,12 @@
   :class:`~pixelpipe.sources.Tree` into pixelpipe's convention, ``write`` samples back,
   converting coordinates exactly (COCO, VOC and YOLO are packages: ``reader``, ``writer``
   and the parsing of one file, ``document`` or ``config``);
-- :mod:`~pixelpipe.formats.detect`: which format a folder is in, and reading it;
+- :mod:`~pixelpipe.formats.labelstudio`, :mod:`~pixelpipe.formats.cvat` (CVAT for images
+  1.1 XML), :mod:`~pixelpipe.formats.labelcsv` (``item,annotator,label``): readers of the
+  review tools' files, which name annotators and carry image-level class labels;
+- :mod:`~pixelpipe.formats.annotators`: tagging a file's labels with its annotator, and
+  merging several annotators' label sets of the same images, classes matched by name;
+- :mod:`~pixelpipe.formats.detect`: which format a folder or file is in, and reading it;
 - :mod:`~pixelpipe.formats.export`: writing samples in any format with one class map;
 - :mod:`~pixelpipe.formats.pixels`: probing images and applying EXIF orientation;
 - :mod:`~pixelpipe.formats.convert`: ``pixelpipe convert``, the same readers and writers

@@ -41,6 +41,8 @@ class Item:
         normalized: True when coordinates are fractions of the displayed image size
             (YOLO, whole-image class labels); :func:`to_pixels` scales them.
         origin: The label file (and element) it came from, for messages.
+        annotators: Annotators who labelled this image, including those who drew
+            nothing; empty when the source does not say.
     """
 
     image: str
@@ -50,6 +52,7 @@ class Item:
     annotations: list[Annotation] = field(default_factory=list)
     normalized: bool = False
     origin: str = ""
+    annotators: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,79 @@ def common_folder(paths: Iterable[str]) -> str:
 def relative_to(path: str, folder: str) -> str:
     """``path`` relative to ``folder`` (both tree paths, ``folder`` an ancestor or ``""``)."""
     return path[len(folder) + 1 :] if folder else path
+
+
+class ImageFinder:
+    """Maps an image path written in a label file to a file of the tree.
+
+    A label file exported from an annotation tool names its images as the tool saw them
+    (``images/photo.jpg`` after an upload, a bucket key...). :meth:`resolve` looks for the
+    exact path, else the one tree file ending with ``/<path>``, else the one file with the
+    same name.
+
+    Args:
+        files: The tree's image files (relative posix paths).
+    """
+
+    def __init__(self, files: Iterable[str]) -> None:
+        self.files = set(files)
+        self.by_name: dict[str, list[str]] = {}
+        for rel in sorted(self.files):
+            self.by_name.setdefault(posixpath.basename(rel), []).append(rel)
+
+    def __bool__(self) -> bool:
+        return bool(self.files)
+
+    def resolve(self, path: str) -> tuple[str | None, list[str]]:
+        """The tree file ``path`` names, and the candidates when several fit.
+
+        Returns:
+            ``(file, [])`` when one file fits, ``(None, candidates)`` when several do (sorted)
+            and ``(None, [])`` when none does.
+        """
+        if path in self.files:
+            return path, []
+        same = self.by_name.get(posixpath.basename(path), [])
+        ending = [rel for rel in same if rel.endswith(f"/{path}")]
+        if len(ending) == 1:
+            return ending[0], []
+        if ending:
+            return None, ending
+        if len(same) == 1:
+            return same[0], []
+        return None, list(same)
+
+
+def unlisted(
+    tree_files: Iterable[str],
+    image_dirs: Iterable[str],
+    listed: Iterable[str],
+    extensions: Sequence[str],
+    detail: str,
+) -> list[Removal]:
+    """``unlisted`` removals for the images below ``image_dirs`` that no label file lists.
+
+    Args:
+        tree_files: The tree's files.
+        image_dirs: Folders (tree paths, ``""`` for the root) whose images a label file
+            should list.
+        listed: The images the label files list.
+        extensions: File endings that are images.
+        detail: The sentence each removal carries.
+
+    Returns:
+        One removal per such image, sorted by path.
+    """
+    seen = set(listed)
+    prefixes = [f"{folder}/" if folder else "" for folder in dict.fromkeys(image_dirs)]
+    found = []
+    for rel in tree_files:
+        if rel in seen or not has_extension(rel, extensions):
+            continue
+        if any(rel.startswith(prefix) for prefix in prefixes):
+            seen.add(rel)
+            found.append(Removal(rel, "unlisted", detail, rel))
+    return sorted(found, key=lambda r: r.id)
 
 
 def merge_categories(found: Iterable[tuple[Category, str]], problems: Problems) -> list[Category]:
