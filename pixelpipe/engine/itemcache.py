@@ -79,7 +79,7 @@ def code_version(module: str) -> str:
     """A digest of the code that computes a stage kind's results.
 
     It covers the kind's module, its private helper package (``stages/_validate/`` for
-    ``stages/validate.py``), the private modules beside it (``stages/_html.py``) and the
+    ``stages/validate.py``), the private modules beside it (``stages/_<name>.py``) and the
     ``pixelpipe`` package, so editing any of them misses
     the cache instead of reusing a stale result. Library versions that change pixels
     (Pillow, NumPy) are part of it too.

@@ -50,11 +50,13 @@ class Pipeline:
         root: The project root.
         file: The pipeline file, relative to the root.
         stages: The stages in dependency order (file order where free).
+        params_file: The params file (``params.yaml`` unless the pipeline names another).
     """
 
     root: Path
     file: str
     stages: list[PlannedStage]
+    params_file: str = PARAMS_FILE
 
     def stage(self, name: str) -> PlannedStage:
         """The stage called ``name``.
@@ -185,10 +187,12 @@ def load_pipeline(root: Path, pipeline_file: str = DEFAULT_PIPELINE) -> Pipeline
                 "a pipeline needs a 'stages' mapping of name -> stage",
             )
         )
+    params_file = PARAMS_FILE
     try:
-        PipelineSpec.model_validate(
+        top = PipelineSpec.model_validate(
             {k: v for k, v in data.items() if k != "stages"} | {"stages": {}}
         )
+        params_file = top.params
     except ValidationError as exc:
         problems += validation_problems(exc, PipelineSpec, doc)
 
@@ -254,7 +258,7 @@ def load_pipeline(root: Path, pipeline_file: str = DEFAULT_PIPELINE) -> Pipeline
             )
         )
 
-    params, param_problems = _load_params(root, specs, kinds)
+    params, param_problems = _load_params(root, specs, kinds, params_file)
     problems += param_problems
     if problems:
         raise PixelpipeError(problems)
@@ -262,17 +266,21 @@ def load_pipeline(root: Path, pipeline_file: str = DEFAULT_PIPELINE) -> Pipeline
         root=root,
         file=pipeline_file,
         stages=[PlannedStage(n, specs[n], kinds[n], params[n]) for n in order],
+        params_file=params_file,
     )
 
 
 def _load_params(
-    root: Path, specs: dict[str, StageSpec], kinds: dict[str, StageKind[Any]]
+    root: Path,
+    specs: dict[str, StageSpec],
+    kinds: dict[str, StageKind[Any]],
+    params_file: str = PARAMS_FILE,
 ) -> tuple[dict[str, StageParams], list[Problem]]:
     problems: list[Problem] = []
-    doc = load_file(root / PARAMS_FILE, PARAMS_FILE) if (root / PARAMS_FILE).exists() else None
+    doc = load_file(root / params_file, params_file) if (root / params_file).exists() else None
     values = doc.data if doc is not None else {}
     if doc is not None and not isinstance(values, dict):
-        return {}, [doc.problem((), "params.yaml must be a mapping of stage name -> params")]
+        return {}, [doc.problem((), f"{params_file} must be a mapping of stage name -> params")]
     assert isinstance(values, dict)
     for key in values:
         if str(key) not in specs:
@@ -290,7 +298,7 @@ def _load_params(
                 Problem(
                     f"no entry for stage '{name}'; add `{name}: {{}}` to take the defaults "
                     "(DVC tracks each stage's key)",
-                    file=PARAMS_FILE,
+                    file=params_file,
                 )
             )
             continue

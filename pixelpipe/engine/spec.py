@@ -12,7 +12,8 @@ Example::
         kind: publish
         inputs: [dedupe]
 
-Tunable values do not live here but in ``params.yaml``, keyed by stage name.
+Tunable values do not live here but in ``params.yaml`` (or the file the optional
+``params:`` key names), keyed by stage name.
 """
 
 from __future__ import annotations
@@ -53,3 +54,13 @@ class PipelineSpec(BaseModel):
 
     stages: dict[str, StageSpec]
     """The stages by name; the name is the DVC stage name and the output folder ``data/<name>``."""
+    params: str = "params.yaml"
+    """The params file of this pipeline's tunable values, relative to the project (a second
+    pipeline in one project keeps its own, e.g. ``pipelines/review.params.yaml``)."""
+
+    @field_validator("params")
+    @classmethod
+    def _yaml_inside(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/") or not value.endswith(".yaml"):
+            raise ValueError("a .yaml file inside the project, relative to its root")
+        return value
