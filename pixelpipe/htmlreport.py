@@ -1,4 +1,4 @@
-"""Self-contained HTML reports, shared by every stage's report: thumbnails, histograms, pages.
+"""Self-contained HTML reports (every stage's, the label-quality commands'): thumbnails, pages.
 
 Reports embed their thumbnails as data URIs, so a page opens anywhere (a CI artifact, a
 copied folder) with no broken links, and hold no timestamps, so reruns are byte-identical.
@@ -32,6 +32,7 @@ def thumbnail(
     size: int = 192,
     boxes: Sequence[tuple[tuple[float, float, float, float], str]] = (),
     color: str = "#e6194b",
+    colors: Sequence[str] | None = None,
 ) -> str:
     """A JPEG thumbnail of ``path`` as a data URI, with COCO boxes drawn and labelled.
 
@@ -40,6 +41,7 @@ def thumbnail(
         size: Longest side of the thumbnail in pixels.
         boxes: ``([x, y, w, h], label)`` pairs in the image's own pixels.
         color: Box colour.
+        colors: One colour per box instead (e.g. one per annotator).
 
     Returns:
         A ``data:`` URI; an SVG placeholder when the image cannot be decoded.
@@ -55,17 +57,18 @@ def thumbnail(
     thumb.thumbnail((size, size))
     scale_x, scale_y = thumb.width / max(width, 1), thumb.height / max(height, 1)
     draw = ImageDraw.Draw(thumb)
-    for (x, y, w, h), label in boxes:
+    shades = list(colors) if colors is not None else [color] * len(boxes)
+    for ((x, y, w, h), label), shade in zip(boxes, shades, strict=True):
         rect = (x * scale_x, y * scale_y, (x + w) * scale_x, (y + h) * scale_y)
-        draw.rectangle(rect, outline=color, width=2)
+        draw.rectangle(rect, outline=shade, width=2)
         if label:
-            draw.text((rect[0] + 3, rect[1] + 2), label, fill=color)
+            draw.text((rect[0] + 3, rect[1] + 2), label, fill=shade)
     # Boxes past the edge stay visible: pad the thumbnail by the overflow.
     pad = _overflow(boxes, width, height, scale_x, scale_y)
     if pad:
         thumb = ImageOps.expand(thumb, border=pad, fill="#ccc")
         draw = ImageDraw.Draw(thumb)
-        for (x, y, w, h), _ in boxes:
+        for ((x, y, w, h), _), shade in zip(boxes, shades, strict=True):
             draw.rectangle(
                 (
                     x * scale_x + pad,
@@ -73,7 +76,7 @@ def thumbnail(
                     (x + w) * scale_x + pad,
                     (y + h) * scale_y + pad,
                 ),
-                outline=color,
+                outline=shade,
                 width=2,
             )
     buffer = io.BytesIO()

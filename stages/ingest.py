@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pixelpipe import (
     Dataset,
@@ -21,9 +22,10 @@ from pixelpipe import (
     chunk_size,
     stage,
 )
-from pixelpipe.formats import detect
+from pixelpipe.formats import annotators, detect
 from pixelpipe.formats.base import (
     IMAGE_EXTENSIONS,
+    LabelSet,
     ReadOptions,
     has_extension,
     id_folder,
@@ -58,15 +60,41 @@ CHUNK = 64
 T = TypeVar("T")
 
 
+class LabelFile(BaseModel):
+    """One annotator's label file (or a file that names its annotators)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    path: str
+    """The file, relative to ``source``."""
+    annotator: str | None = None
+    """Who made its labels; default: the file's stem, unless the format names every label's
+    annotator itself (Label Studio's ``completed_by``, the CSV's ``annotator`` column)."""
+    format: Literal["auto", "coco", "voc", "yolo", "labelstudio", "cvat", "csv"] = "auto"
+    """Its format; ``auto`` tells by the file's name and first bytes."""
+
+    @field_validator("annotator")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value.strip() != value):
+            raise ValueError("a non-empty name without spaces around it")
+        return value
+
+
 class Params(StageParams):
     """Params of the ``ingest`` stage."""
 
     source: Annotated[str, Dependency()] = "data/raw/demo"
     """Folder, label file or URL (s3://, remote://NAME/path, gs://, https://); a DVC dependency."""
-    format: Literal["auto", "coco", "voc", "yolo", "imagefolder", "images"] = "auto"
-    """Label format; ``auto`` detects COCO, VOC or YOLO (see docs/formats.md)."""
-    annotations: list[str] = []
-    """Label files in ``source`` (COCO JSON files, a YOLO data.yaml or obj.data); empty: found."""
+    format: Literal[
+        "auto", "coco", "voc", "yolo", "labelstudio", "cvat", "csv", "imagefolder", "images"
+    ] = "auto"
+    """Label format; ``auto`` detects COCO, VOC, YOLO, Label Studio JSON, CVAT XML or a CSV
+    (see docs/formats.md)."""
+    annotations: list[str | LabelFile] = []
+    """Label files in ``source`` (COCO JSON files, a YOLO data.yaml or obj.data); empty: found.
+    Several annotators' files of the same images: ``{path, annotator, format}`` entries
+    (see ``LabelFile``); their labels are kept side by side, classes matched by name."""
     images: str = ""
     """COCO: the folder ``file_name`` is relative to, in ``source``; empty: found."""
     classes: list[str] = []
@@ -93,6 +121,39 @@ class Params(StageParams):
         if problem:
             raise ValueError(problem)
         return value
+
+
+def _read_labels(tree: Tree, params: Params, extensions: tuple[str, ...]) -> LabelSet:
+    """The source's labels: one reading, or one per annotator's file merged by class name."""
+
+    def options(files: list[str]) -> ReadOptions:
+        return ReadOptions(
+            annotations=files,
+            images=params.images,
+            classes=params.classes,
+            pixel_convention=params.pixel_convention,
+            extensions=extensions,
+        )
+
+    entries = [e if isinstance(e, LabelFile) else LabelFile(path=e) for e in params.annotations]
+    if not any(isinstance(e, LabelFile) for e in params.annotations):
+        return detect.read(tree, params.format, options([e.path for e in entries]))
+    parts = []
+    for entry in entries:
+        fmt: str = entry.format if entry.format != "auto" else params.format
+        if fmt == "auto":
+            fmt = detect.file_format(tree, entry.path)
+        labels = detect.read(tree, fmt, options([entry.path]))
+        if labels.format in annotators.NAMES_ANNOTATORS:
+            if entry.annotator is not None:
+                raise PixelpipeError(
+                    f"{entry.path}: a {labels.format} file names the annotator of every label "
+                    "itself; remove `annotator`"
+                )
+        else:
+            labels = annotators.tag(labels, entry.annotator or PurePosixPath(entry.path).stem)
+        parts.append(labels)
+    return annotators.merge(parts)
 
 
 def _content(job: Job) -> tuple[str, str]:
@@ -157,17 +218,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
             params.source, ctx.root, follow_symlinks=params.follow_symlinks, project=ctx.root
         )
         extensions = tuple(e.lower() for e in params.extensions)
-        labels = detect.read(
-            tree,
-            params.format,
-            ReadOptions(
-                annotations=params.annotations,
-                images=params.images,
-                classes=params.classes,
-                pixel_convention=params.pixel_convention,
-                extensions=extensions,
-            ),
-        )
+        labels = _read_labels(tree, params, extensions)
     except PixelpipeError as exc:
         raise _source_problem(exc, ctx.stage) from None
     for warning in labels.warnings:
@@ -207,6 +258,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
                     item.normalized,
                     item.annotations,
                     item.origin,
+                    tuple(item.annotators),
                 )
             )
     for link, why in sorted(tree.links_out.items()):
@@ -223,6 +275,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         lambda one: (source_uri(tree.uri(one.path), ctx.root), splits[one.path]),
         ctx.log,
         ctx.stage,
+        annotated=any(item.annotators for item in labels.items),
     )
     _read_images(ctx, params, tree.access, work, _jobs(ctx, tree, work), collect)
     for sid, (reason, detail, source) in sorted(removed.items()):

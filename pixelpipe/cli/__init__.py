@@ -1,6 +1,7 @@
 """The ``pixelpipe`` command: one typer app made of one module per command group.
 
 ``pipeline`` (compile, run, stages, show), ``project`` (init, demo), ``convert``,
+``quality`` (agreement, consensus),
 ``versions`` (release, versions, checkout, get, diff) and ``cache`` (info, gc); ``console``
 holds what they share.
 This package is the top of the import graph: it may import every other part of pixelpipe,
@@ -25,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from pixelpipe.cli import cache, convert, pipeline, project, versions
+from pixelpipe.cli import cache, convert, pipeline, project, quality, versions
 from pixelpipe.errors import PixelpipeError, RedactingFormatter, redact
 
 app = typer.Typer(
@@ -34,7 +35,7 @@ app = typer.Typer(
     help="Declarative, versioned pipelines for computer-vision datasets.",
     pretty_exceptions_enable=False,
 )
-for group in (pipeline, project, convert, versions, cache):
+for group in (pipeline, project, convert, quality, versions, cache):
     app.add_typer(group.app)
 
 

@@ -14,16 +14,38 @@ app = typer.Typer()
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write it.")] = Path(
-        "data/raw/demo"
-    ),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Where to write it [default: data/raw/demo, with --annotators data/raw/review].",
+        ),
+    ] = None,
+    annotators: Annotated[
+        int | None,
+        typer.Option(
+            help="Write the review demo instead: the photos labelled by this many annotators "
+            "(2 to 10), for pipelines/review.yaml."
+        ),
+    ] = None,
 ) -> None:
     """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
+    from pixelpipe.errors import PixelpipeError
     from pixelpipe.project.demo import build
+    from pixelpipe.project.review_demo import NAMES, build_review
 
     clean_data()
-    summary = build(out_dir)
-    out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {out_dir}")
+    if annotators is not None:
+        if not 2 <= annotators <= len(NAMES):
+            raise PixelpipeError(f"--annotators: from 2 to {len(NAMES)}, got {annotators}")
+        target = out_dir or Path("data/raw/review")
+        review = build_review(target, annotators)
+        boxes = ", ".join(f"{n} {c}" for n, c in review["annotators"].items())
+        out.print(f"wrote {review['images']} images labelled by {boxes} boxes to {target}")
+        return
+    target = out_dir or Path("data/raw/demo")
+    summary = build(target)
+    out.print(f"wrote {summary['images']} images and {summary['annotations']} boxes to {target}")
 
 
 @app.command()

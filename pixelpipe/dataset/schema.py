@@ -49,5 +49,8 @@ REMOVED_SCHEMA = pa.schema(
         pa.field("source", pa.string()),
     ]
 )
+ANNOTATED_BY_COLUMN = "annotated_by"
+"""Optional manifest column (list of strings): the annotators who labelled the image, those
+who drew nothing included; ingest writes it when the labels come from named annotators."""
 # Columns that say where a sample is stored or came from, not what it is.
 LOCATION_COLUMNS = frozenset({"image", "source"})

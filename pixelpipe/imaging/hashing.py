@@ -174,7 +174,7 @@ def small_images(image: Image.Image, spec: HashSpec) -> list[U8]:
 
 
 def _phash(pixels: np.ndarray, size: int) -> np.ndarray:
-    import scipy.fftpack  # type: ignore[import-untyped]
+    import scipy.fftpack
 
     # imagehash: dct(dct(pixels, axis=0), axis=1) on each image; same calls, batched.
     dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels.astype(np.float64), axis=-2), axis=-1)

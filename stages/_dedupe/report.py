@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from stages._html import card, escape, histogram_svg, page
+from pixelpipe.htmlreport import card, escape, histogram_svg, page
 
 Box = tuple[tuple[float, float, float, float], str]
 ThumbKey = tuple[str, tuple[Box, ...]]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import io
-from pathlib import Path
 
 from pixelpipe import Pixels, StageContext, read_pixels
-from stages import _html
+from pixelpipe.htmlreport import thumbnail
 from stages._dedupe.report import (
     THUMB_SIZE,
     Box,
@@ -24,7 +22,6 @@ from stages._dedupe.report import (
     shown_shots,
     thumb_key,
 )
-from stages._html import thumbnail
 
 NAMESPACE = "report_thumbnail"
 """Cache namespace of the thumbnails."""
@@ -56,15 +53,6 @@ def thumbnail_chunk(size: int, items: list[tuple[Pixels, tuple[Box, ...]]]) -> l
     return uris
 
 
-def _salt() -> tuple[int, str]:
-    """The thumbnail size and a digest of the code that draws it.
-
-    ``stages/_html.py`` is shared by the kinds, so the kind's code version misses it.
-    """
-    code = hashlib.sha256(Path(_html.__file__).read_bytes()).hexdigest()
-    return THUMB_SIZE, code
-
-
 def add_thumbnails(data: ReportData, ctx: StageContext) -> None:
     """Fill ``data.thumbnails`` with every thumbnail the report shows."""
     wanted: dict[ThumbKey, Shot] = {}
@@ -73,7 +61,7 @@ def add_thumbnails(data: ReportData, ctx: StageContext) -> None:
     keys = list(wanted)
     results = ctx.cached_map(
         NAMESPACE,
-        _salt(),
+        THUMB_SIZE,  # the drawing code, pixelpipe/htmlreport.py, is in the code version
         functools.partial(thumbnail_chunk, THUMB_SIZE),
         keys,
         lambda key: key,

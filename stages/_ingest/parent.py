@@ -27,6 +27,7 @@ from pixelpipe import (
     PixelpipeError,
     Sample,
 )
+from pixelpipe.dataset.schema import ANNOTATED_BY_COLUMN
 from pixelpipe.fileaccess import FileAccess
 from pixelpipe.formats.base import to_pixels
 from pixelpipe.formats.pixels import Checked, label_frame, orient_annotations, warnings_line
@@ -51,6 +52,7 @@ class Work:
     normalized: bool
     annotations: list[Annotation]
     origin: str
+    annotators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Collector:
         source: A kept image's source URI and split.
         log: Where Pillow's warnings are logged.
         stage: The stage's name, for log lines.
+        annotated: Write the ``annotated_by`` column (the labels name their annotators).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class Collector:
         source: Source,
         log: logging.Logger,
         stage: str,
+        annotated: bool = False,
     ) -> None:
         self.out = out
         self.store = store
@@ -161,6 +165,7 @@ class Collector:
         self.source = source
         self.log = log
         self.stage = stage
+        self.annotated = annotated
         self.rotated = 0
         self.stored_frame = 0
         self.warned = 0
@@ -212,7 +217,8 @@ class Collector:
                 source=source,
                 split=split,
                 annotations=kept.annotations,
-                extra={ORIENTATION_COLUMN: probed.orientation},
+                extra={ORIENTATION_COLUMN: probed.orientation}
+                | ({ANNOTATED_BY_COLUMN: list(work.annotators)} if self.annotated else {}),
             )
         )
         return True

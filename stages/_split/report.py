@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages._html import escape, page
+from pixelpipe.htmlreport import escape, page
 from stages._split.leaks import LeakReport
 
 _DIGITS = 4

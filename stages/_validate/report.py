@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from stages._html import card, escape, histogram_svg, page
+from pixelpipe.htmlreport import card, escape, histogram_svg, page
 from stages._validate.classes import ClassFinding
 from stages._validate.findings import Finding
 from stages._validate.rules import GUARDS, ORDER, RULES, summary

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from PIL import Image, ImageFile
 
 from pixelpipe import Pixels, read_pixels
-from stages._html import thumbnail
+from pixelpipe.htmlreport import thumbnail
 from stages._validate.findings import Box
 from stages._validate.images import ImageConfig, ImageReport, ImageTask, check_image, gray8
 

@@ -1,0 +1,1 @@
+"""Helpers of the label-quality stages (``agreement``, ``consensus``)."""
