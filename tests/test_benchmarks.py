@@ -82,3 +82,25 @@ def test_disk_counts_each_inode_once(tmp_path: Path) -> None:
     assert found["dvc_cache_bytes"] == 10
     assert found["project_bytes_once"] == 10  # the linked image is the source's bytes
     assert found["files_per_output"] == {"dedupe": 1, "ingest": 1}
+
+
+def test_agreement_benchmark_matches_its_naive_loop_at_a_tiny_size() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_agreement.py"),
+            "--images",
+            "50",
+            "--crowded",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["images"] == 50
+    # pixelpipe's Hungarian matching and its per-image loop agree exactly; the greedy
+    # loop a user would write can only pair fewer boxes correctly
+    assert result["f1_pixelpipe"] == result["f1_match_boxes_loop"]
+    assert result["f1_naive"] <= result["f1_pixelpipe"]

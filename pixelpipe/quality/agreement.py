@@ -117,9 +117,10 @@ def _notes(totals: Totals) -> list[str]:
     zero = {name: totals.annotators[name].zero_area for name in names}
     if any(zero.values()):
         parts = ", ".join(f"{name} {count}" for name, count in zero.items() if count)
+        total = sum(zero.values())
         notes.append(
-            f"{counted(sum(zero.values()), 'box', 'boxes')} have zero area ({parts}); "
-            "they never match."
+            f"{counted(total, 'box', 'boxes')} {'has' if total == 1 else 'have'} zero area "
+            f"({parts}); {'it never matches' if total == 1 else 'they never match'}."
         )
     for label, code in sorted(totals.codes.items()):
         users = np.flatnonzero(totals.class_users[code])

@@ -104,3 +104,44 @@ def test_check_of_a_mangled_dvc_yaml_is_one_line(tmp_path: Path, text: str) -> N
 def test_the_repository_dvc_yaml_is_current() -> None:
     root = HERE.parents[1]
     assert compile_pipeline(load_pipeline(root), check=True)
+
+
+def test_golden_dvc_yaml_of_the_review_pipeline(tmp_path: Path) -> None:
+    """The repository's second pipeline, with its own params file, compiles as recorded."""
+    repo = HERE.parents[1]
+    (tmp_path / "pipelines").mkdir()
+    for name in ("review.yaml", "review.params.yaml"):
+        shutil.copy(repo / "pipelines" / name, tmp_path / "pipelines" / name)
+    pipeline = load_pipeline(tmp_path, "pipelines/review.yaml")
+    assert pipeline.params_file == "pipelines/review.params.yaml"
+    assert render(pipeline) == (HERE / "golden" / "review.dvc.yaml.golden").read_text()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        # outside the project
+        ("../params.yaml", "a .yaml file inside the project"),
+        # absolute
+        ("/etc/params.yaml", "a .yaml file inside the project"),
+        # not YAML
+        ("params.json", "a .yaml file inside the project"),
+    ],
+)
+def test_a_pipeline_params_file_must_be_yaml_inside_the_project(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    root = make_project(tmp_path)
+    text = (root / "pipelines" / "main.yaml").read_text()
+    (root / "pipelines" / "main.yaml").write_text(f"params: {value}\n{text}")
+    with pytest.raises(PixelpipeError, match=rf"pipelines/main.yaml:1 params: .*{message}"):
+        load_pipeline(root, "pipelines/main.yaml")
+
+
+def test_a_missing_entry_names_the_pipelines_own_params_file(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    (root / "own.yaml").write_text("ingest: {}\ntag: {}\n")
+    text = (root / "pipelines" / "main.yaml").read_text()
+    (root / "pipelines" / "main.yaml").write_text(f"params: own.yaml\n{text}")
+    with pytest.raises(PixelpipeError, match=r"own.yaml: no entry for stage 'publish'"):
+        load_pipeline(root, "pipelines/main.yaml")

@@ -55,3 +55,21 @@ def test_planted_problems(demo: Path) -> None:
     assert boxes["unlabelled/retina.jpg"] == []
     # COCO's own ids, with gaps, plus one that is not COCO's.
     assert [c["id"] for c in coco["categories"]] == [1, 4, 17, 47, 50, 85, 91]
+
+
+def test_the_review_demo_is_byte_identical_and_its_last_annotator_skips_images(
+    tmp_path: Path,
+) -> None:
+    from pixelpipe.project.review_demo import SKIPPED, build_review
+
+    first = Path(build_review(tmp_path / "a", 3)["path"])
+    assert _files(Path(build_review(tmp_path / "b", 3)["path"])) == _files(first)
+    gold = json.loads((first / "gold.json").read_text())
+    files = {p.stem: json.loads(p.read_text()) for p in (first / "annotators").glob("*.json")}
+    assert sorted(files) == ["alice", "bob", "carol"]
+    assert len(files["carol"]["images"]) == len(gold["images"]) - SKIPPED
+    # each file numbers the classes its own way, as real tools do
+    orders = {tuple(c["name"] for c in doc["categories"]) for doc in files.values()}
+    assert len(orders) > 1
+    # perturbed, never copied: the annotators' boxes differ from the gold set's
+    assert all(doc["annotations"] != gold["annotations"] for doc in files.values())
