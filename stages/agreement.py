@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pydantic import Field
 
@@ -98,7 +99,8 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
         raise PixelpipeError(
             Problem(
                 f"Krippendorff's alpha is {'undefined' if alpha is None else f'{alpha:.3f}'}, "
-                f"below {params.fail_below} (see {ctx.output_dir.name}/{REPORT_HTML})",
+                f"below {params.fail_below}; to see the worst images: pixelpipe agreement "
+                f"{_shown(dataset.path, ctx.root)} --report agreement.html",
                 file="params.yaml",
                 key=f"{ctx.stage}.fail_below",
             )
@@ -106,3 +108,11 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
     out = DatasetBuilder(dataset.categories)
     out.add_table(dataset.table)
     return StageResult(output=out, metrics=metrics_of(result), plots=plots_of(result))
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A path relative to the project when inside it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

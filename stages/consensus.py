@@ -31,7 +31,7 @@ PLOTS = {"review": Plot(x="count", y="reason", title="clusters sent to review, b
 class Params(StageParams):
     """Params of the ``consensus`` stage."""
 
-    quorum: float = Field(default=0.5, ge=0.0, le=1.0)
+    quorum: float = Field(default=0.5, gt=0.0, le=1.0)
     """Share of the annotators who saw an image that must have drawn a box (rounded up, at
     least one), as CVAT's consensus: 3 annotators at 0.5 need 2, 5 at 0.7 need 4."""
     iou: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -27,11 +27,11 @@ Format = Annotated[str, typer.Option("--from", help="The inputs' format (auto de
 Report = Annotated[Path | None, typer.Option(help="Write the HTML report here.")]
 
 
-def _check_fraction(name: str, value: float, low_open: bool = False) -> None:
+def _check_fraction(name: str, value: float) -> None:
     from pixelpipe.errors import PixelpipeError
 
-    if not (0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0):
-        raise PixelpipeError(f"{name}: must be in {'(0' if low_open else '[0'}, 1], got {value}")
+    if not 0.0 < value <= 1.0:
+        raise PixelpipeError(f"{name}: must be in (0, 1], got {value}")
 
 
 def _opener(images: Path | None) -> Any:
@@ -86,6 +86,20 @@ def _summary(result: dict[str, Any]) -> None:
         out.print(f"note: {note}")
 
 
+def _sizes_from_images(gathered: Any, opener: Any) -> None:
+    """Image sizes the labels do not declare (a CSV of class labels), read from the images."""
+    from PIL import Image
+
+    for one in gathered.images:
+        path = None if one.width and one.height else opener(one)
+        if path is not None:
+            try:
+                with Image.open(path) as image:
+                    one.width, one.height = image.size
+            except OSError:
+                continue
+
+
 @app.command()
 def agreement(
     inputs: Inputs,
@@ -104,7 +118,7 @@ def agreement(
     from pixelpipe.review.measure import agreement as measure
     from pixelpipe.review.report import render
 
-    _check_fraction("--iou", iou, low_open=True)
+    _check_fraction("--iou", iou)
     gathered, truth = read_inputs(inputs, source_format, gold)
     result = measure(gathered, iou, truth, worst)
     if json_out is not None:
@@ -143,7 +157,7 @@ def consensus(
     from pixelpipe.review.report import render
 
     _check_fraction("--quorum", quorum)
-    _check_fraction("--iou", iou, low_open=True)
+    _check_fraction("--iou", iou)
     if to not in ("coco", "yolo", "voc"):
         raise PixelpipeError(f"--to: 'coco', 'yolo' or 'voc', got {to!r}")
     if fusion not in ("mean", "median", "wbf"):
@@ -151,10 +165,11 @@ def consensus(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise PixelpipeError(f"{out_dir} is not empty; use --overwrite to replace it")
     gathered, _ = read_inputs(inputs, source_format)
+    opener = _opener(images)
+    _sizes_from_images(gathered, opener)
     categories = gathered.class_map()
     ids = {c.name: c.id for c in categories}
     merged = merge(gathered, ids, quorum, iou, fusion)  # type: ignore[arg-type]
-    opener = _opener(images)
     unsized = [one.id for one in gathered.images if not (one.width and one.height)]
     if unsized and to != "coco":
         raise PixelpipeError(

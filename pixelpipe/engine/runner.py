@@ -14,6 +14,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pixelpipe.engine.compile import DATA_DIR, REPORTS_DIR, plot_file
 from pixelpipe.engine.context import StageContext
 from pixelpipe.engine.executor import make_executor
 from pixelpipe.engine.itemcache import ItemCache, code_version
-from pixelpipe.engine.loader import DEFAULT_PIPELINE, PlannedStage, load_pipeline
+from pixelpipe.engine.loader import DEFAULT_PIPELINE, PARAMS_FILE, PlannedStage, load_pipeline
 from pixelpipe.engine.stage import StageResult
 from pixelpipe.engine.workspace import clean_leftovers
 from pixelpipe.errors import PixelpipeError
@@ -176,7 +177,10 @@ def run_stage(
             cache=cache,
         )
         log.info("running %s (%s) with %d worker(s)", name, planned.spec.kind, pool.workers)
-        result = planned.kind.step(inputs, planned.params, ctx)
+        try:
+            result = planned.kind.step(inputs, planned.params, ctx)
+        except PixelpipeError as exc:
+            raise _in_params_file(exc, pipeline.params_file) from None
         check_accounting(planned, inputs, result)
         plots = check_plots(planned, result)
         numbers, notes = split_metrics(result.metrics)
@@ -222,3 +226,16 @@ def run_stage(
         info["digest"][:19],
     )
     return {**result.metrics, **report, "digest": info["digest"]}
+
+
+def _in_params_file(error: PixelpipeError, params_file: str) -> PixelpipeError:
+    """A step's problems with its params, pointed at the pipeline's own params file.
+
+    Steps name ``params.yaml`` (they do not know the pipeline); a pipeline with a
+    ``params:`` key keeps its values elsewhere.
+    """
+    if params_file == PARAMS_FILE:
+        return error
+    return PixelpipeError(
+        [replace(p, file=params_file) if p.file == PARAMS_FILE else p for p in error.problems]
+    )

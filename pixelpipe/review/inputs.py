@@ -39,12 +39,31 @@ def read_file(path: str, fmt: str = "auto", annotator: str | None = None) -> Lab
     Raises:
         PixelpipeError: When the file cannot be read, naming it.
     """
+    if "://" not in path and not Path(path).exists():
+        raise PixelpipeError(f"{path}: no such file")
     tree = open_tree(path, Path.cwd())
     labels = detect.read(tree, fmt)
+    if not labels.items:
+        raise PixelpipeError(f"{path}: lists no image ({labels.format})")
     if labels.format in NAMES_ANNOTATORS and annotator is None:
         return labels
     name = annotator or Path(path.rstrip("/")).stem
     return annotators.tag(labels, name)
+
+
+def _check_names(paths: Sequence[str], parts: Sequence[LabelSet]) -> None:
+    """Two files named alike would merge into one annotator: refuse, naming both."""
+    named: dict[str, str] = {}
+    for path, part in zip(paths, parts, strict=True):
+        if part.format in NAMES_ANNOTATORS:
+            continue
+        name = Path(path.rstrip("/")).stem
+        if name in named:
+            raise PixelpipeError(
+                f"{named[name]} and {path} both name the annotator '{name}' (by their file "
+                "names); rename one"
+            )
+        named[name] = path
 
 
 def _align(parts: list[LabelSet]) -> None:
@@ -75,8 +94,9 @@ def read_inputs(
     Args:
         paths: Label files, or one dataset directory.
         fmt: The files' format (``auto`` detects each).
-        gold: A label file of the gold set (its annotator is named by its stem); it is
-            left out of the annotators when one of the inputs is named the same.
+        gold: A label file of the gold set, of one annotator (named by the file's stem
+            unless the format names it); left out of the annotators when an input has the
+            same name.
 
     Returns:
         The annotators' labels, and the gold set's (``None`` without ``gold``).
@@ -100,12 +120,18 @@ def read_inputs(
         dataset = Dataset(Path(datasets[0]))
         return from_samples(dataset.samples(), dataset.categories), None
     parts = [read_file(p, fmt) for p in paths]
-    truth = read_file(gold, fmt, annotator=Path(gold).stem) if gold is not None else None
+    _check_names(paths, parts)
+    truth = read_file(gold, fmt) if gold is not None else None
     _align([*parts, truth] if truth is not None else parts)
     gathered = from_label_set(annotators.merge(parts))
     if truth is None:
         return gathered, None
     found = from_label_set(truth)
-    if found.annotators and found.annotators[0] in gathered.annotators:
+    if len(found.annotators) != 1:
+        raise PixelpipeError(
+            f"{gold}: a gold set has one annotator, this file names {len(found.annotators)}"
+            + (f" ({', '.join(found.annotators[:5])})" if found.annotators else "")
+        )
+    if found.annotators[0] in gathered.annotators:
         gathered = gathered.without(found.annotators[0])
     return gathered, found

@@ -204,14 +204,20 @@ def _score_gold(
                 )
             scores["boxes"] = boxes_against_gold(pairs, name, key, iou_threshold)
         if gathered.has_tags() or gold.has_tags():
-            mine = [tag_value(one, name) for one in shared]
-            theirs = [tag_value(truth[one.id], gold_name) for one in shared]
+            seen = [one for one in shared if name in one.seen]
+            mine = [_rated(tag_value(one, name)) for one in seen]
+            theirs = [_rated(tag_value(truth[one.id], gold_name)) for one in seen]
             scores["image_labels"] = labels_against_gold(mine, theirs)
         main = scores.get("image_labels") if gathered.has_tags() else scores.get("boxes")
         entry = out["annotators"][name]
         entry["gold"] = scores
         for figure in ("precision", "recall", "accuracy"):
             entry[figure] = main.get(figure) if main is not None else None
+
+
+def _rated(value: str | None) -> str | None:
+    """A label to score against gold: no label is missing, not a class of its own."""
+    return None if value == NO_LABEL else value
 
 
 def _finite(value: Any) -> Any:

@@ -55,6 +55,9 @@ def test_stages_lists_kinds_with_their_params(project: Path, run: Run) -> None:
         "coco",
         "voc",
         "yolo",
+        "labelstudio",
+        "cvat",
+        "csv",
         "imagefolder",
         "images",
     ]

@@ -129,7 +129,7 @@ def test_consensus_writes_coco_that_pycocotools_loads_and_a_review_list(
         # an IoU of zero would match boxes that do not overlap
         (["--iou", "0"], "error: --iou: must be in (0, 1], got 0.0"),
         # a file that is not there
-        (["missing.json"], "error: source folder not found"),
+        (["missing.json"], "error: missing.json: no such file"),
     ],
 )
 def test_user_mistakes_are_one_line(

@@ -171,3 +171,43 @@ def test_a_dataset_directory_goes_alone(tmp_path: Path) -> None:
     a = _coco(tmp_path / "alice.json", {"a.jpg": []})
     with pytest.raises(PixelpipeError, match="is a dataset directory: give it alone"):
         read_inputs([str(tmp_path / "data"), a])
+
+
+def test_a_gold_csv_names_its_own_annotator_and_blank_labels_are_missing(tmp_path: Path) -> None:
+    votes = tmp_path / "votes.csv"
+    votes.write_text("item,annotator,label\na.jpg,ann,cat\nb.jpg,ann,\nc.jpg,ann,dog\n")
+    gold = tmp_path / "truth.csv"
+    gold.write_text("item,annotator,label\na.jpg,expert,cat\nb.jpg,expert,dog\nc.jpg,expert,cat\n")
+    gathered, truth = read_inputs([str(votes)], gold=str(gold))
+    assert truth is not None and truth.annotators == ["expert"]
+    scores = agreement(gathered, gold=truth)["annotators"]["ann"]["gold"]["image_labels"]
+    assert scores["errors"] == {"missing": 1, "extra": 0, "mismatching_label": 1}
+    assert scores["accuracy"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("files", "gold", "message"),
+    [
+        # two files called alice.json in two folders would merge into one annotator
+        ({"x/alice.json": "coco", "y/alice.json": "coco"}, None, "both name the annotator 'alice'"),
+        # a gold set is one annotator
+        ({"a.json": "coco"}, "two.csv", "a gold set has one annotator, this file names 2"),
+        # an input that lists no image would vanish from every figure
+        ({"a.json": "coco", "empty.csv": "empty"}, None, "empty.csv: lists no image"),
+    ],
+)
+def test_inputs_that_would_mislead_are_refused(
+    tmp_path: Path, files: dict[str, str], gold: str | None, message: str
+) -> None:
+    (tmp_path / "two.csv").write_text("item,annotator,label\na.jpg,ann,cat\na.jpg,ben,cat\n")
+    paths = []
+    for name, kind in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "coco":
+            _coco(path, {"a.jpg": [("cat", [0, 0, 10, 10])]})
+        else:
+            path.write_text("item,annotator,label\n")
+        paths.append(str(path))
+    with pytest.raises(PixelpipeError, match=message):
+        read_inputs(paths, gold=str(tmp_path / gold) if gold else None)

@@ -91,7 +91,12 @@ def test_fail_below_stops_the_stage_and_an_unknown_annotator_is_a_params_error(
     strict = _pipeline(
         project, "strict", stages, {"labels": labels, "strict": {"fail_below": 0.99}}
     )
-    with pytest.raises(PixelpipeError, match=r"strict.fail_below: Krippendorff's alpha is 0\.\d+"):
+    # the problem names the pipeline's own params file, and how to see the worst images
+    with pytest.raises(
+        PixelpipeError,
+        match=r"pipelines/strict.params.yaml strict.fail_below: Krippendorff's alpha is 0\.\d+, "
+        r"below 0.99; to see the worst images: pixelpipe agreement data/labels",
+    ):
         run_stage(project, "strict", strict, workers=1)
     typo = _pipeline(project, "typo", stages, {"labels": labels, "strict": {"gold": "expret"}})
     with pytest.raises(PixelpipeError, match=r"no annotator 'expret' .*did you mean 'expert'"):
