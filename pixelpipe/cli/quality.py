@@ -65,14 +65,9 @@ def _summary(result: dict[str, Any]) -> None:
         f"{result['images']} images ({result['items']} seen by two or more), "
         f"{len(result['annotators'])} annotators, statistics over {result['statistics_over']}"
     )
-    for key in (
-        "percent_agreement",
-        "cohen_kappa_mean",
-        "fleiss_kappa",
-        "krippendorff_alpha",
-        "box_iou_mean",
-        "box_f1",
-    ):
+    from pixelpipe.review.measure import FIGURES
+
+    for key in FIGURES:
         out.print(f"  {key}: {shown(result.get(key))}")
     if result.get("fleiss_kappa") is None and result.get("fleiss_kappa_reason"):
         out.print(f"  (no Fleiss' kappa: {result['fleiss_kappa_reason']})")

@@ -23,11 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
-from defusedxml import DefusedXmlException
-
 from pixelpipe.dataset import Annotation, Category
-from pixelpipe.errors import PixelpipeError, Problem
+from pixelpipe.errors import PixelpipeError
 from pixelpipe.formats.base import (
     Item,
     LabelSet,
@@ -41,6 +38,8 @@ from pixelpipe.formats.base import (
     unlisted,
 )
 from pixelpipe.formats.imagefolder import IMAGE_LABEL
+from pixelpipe.formats.named import label_files
+from pixelpipe.formats.xmlparse import parse_xml
 from pixelpipe.sources import Tree, join, safe_relative
 
 NAME = "cvat"
@@ -77,45 +76,6 @@ def discover(tree: Tree) -> list[str]:
     xmls = [f for f in tree.files if "/" not in f and f.lower().endswith(".xml")]
     looked = dict.fromkeys([f for f in xmls if f == "annotations.xml"] + xmls[:20])
     return sorted(f for f in looked if looks_like(tree, f))
-
-
-class _LineBuilder(ET.TreeBuilder):
-    """A tree builder that remembers the line each element starts on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parser: Any = None
-        self.lines: dict[int, int] = {}
-
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
-        element = super().start(tag, attrs)
-        if self.parser is not None:
-            self.lines[id(element)] = int(self.parser.parser.CurrentLineNumber)
-        return element
-
-
-def parse_xml(data: bytes, file: str) -> tuple[ET.Element, dict[int, int]]:
-    """Parse XML safely, with the line each element starts on (by ``id(element)``).
-
-    Raises:
-        PixelpipeError: For malformed XML (with its line and column) and for DTDs and
-            entities (refused before anything expands).
-    """
-    builder = _LineBuilder()
-    parser = DET.DefusedXMLParser(target=builder, forbid_dtd=True)
-    builder.parser = parser
-    try:
-        parser.feed(data)
-        root = parser.close()
-    except ET.ParseError as exc:
-        line, column = exc.position
-        message = f"invalid XML at column {column + 1}: {exc.msg}"
-        raise PixelpipeError(Problem(message, file=file, line=line)) from None
-    except DefusedXmlException as exc:
-        line = int(parser.parser.CurrentLineNumber)
-        message = f"refused: {type(exc).__name__} (DTDs and entities are not allowed)"
-        raise PixelpipeError(Problem(message, file=file, line=line)) from None
-    return root, builder.lines
 
 
 @dataclass
@@ -418,26 +378,6 @@ class _Reader:
         return found
 
 
-def _files(tree: Tree, options: ReadOptions) -> list[str]:
-    if options.annotations:
-        files = list(options.annotations)
-        problems = Problems()
-        for name in files:
-            if not tree.exists(name):
-                problems.add("CVAT file not found", file=tree.shown(name), key="annotations")
-        problems.raise_if_any()
-        return files
-    if tree.hint and tree.hint.lower().endswith(".xml"):
-        return [tree.hint]
-    files = discover(tree)
-    if not files:
-        raise PixelpipeError(
-            f"{tree.display}: no CVAT file found (an XML file at the root whose root element "
-            "is <annotations>, such as annotations.xml)"
-        )
-    return files
-
-
 def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
     """Read CVAT for images 1.1 XML files.
 
@@ -459,7 +399,11 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
     """
     options = options or ReadOptions()
     reader = _Reader(tree, options)
-    for rel in _files(tree, options):
+    none = (
+        "no CVAT file found (an XML file at the root whose root element is <annotations>, "
+        "such as annotations.xml)"
+    )
+    for rel in label_files(tree, options, "CVAT file", ".xml", discover, none):
         reader.file(rel)
     classes = list(options.classes) or reader.labels
     ids = {name: index for index, name in enumerate(classes)}

@@ -15,21 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
-import posixpath
 
-from pixelpipe.dataset import Annotation, Category
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import (
-    ImageFinder,
-    Item,
-    LabelSet,
-    Problems,
-    ReadOptions,
-    Removal,
-    has_extension,
-    unlisted,
-)
+from pixelpipe.formats.base import Item, LabelSet, Problems, ReadOptions, Removal
 from pixelpipe.formats.imagefolder import image_label
+from pixelpipe.formats.named import NamedReader, label_files
 from pixelpipe.sources import Tree, safe_relative
 
 NAME = "csv"
@@ -39,23 +29,6 @@ ITEM_COLUMNS = ("item", "image")
 def discover(tree: Tree) -> list[str]:
     """The CSV files at the root of a tree."""
     return [f for f in tree.files if "/" not in f and f.lower().endswith(".csv")]
-
-
-def _files(tree: Tree, options: ReadOptions) -> list[str]:
-    if options.annotations:
-        files = list(options.annotations)
-        problems = Problems()
-        for name in files:
-            if not tree.exists(name):
-                problems.add("CSV file not found", file=tree.shown(name), key="annotations")
-        problems.raise_if_any()
-        return files
-    if tree.hint and tree.hint.lower().endswith(".csv"):
-        return [tree.hint]
-    files = discover(tree)
-    if not files:
-        raise PixelpipeError(f"{tree.display}: no CSV file found at the root")
-    return files
 
 
 def _columns(header: list[str], shown: str, line: int, problems: Problems) -> tuple[int, int, int]:
@@ -75,19 +48,13 @@ def _columns(header: list[str], shown: str, line: int, problems: Problems) -> tu
     return item, label, annotator
 
 
-class _Reader:
-    """The state of one read: items by path, labels waiting for ids, problems."""
+class _Reader(NamedReader):
+    """The state of one read, and the rows already seen."""
 
     def __init__(self, tree: Tree, options: ReadOptions) -> None:
-        self.tree = tree
-        self.problems = Problems()
-        self.finder = ImageFinder(f for f in tree.files if has_extension(f, options.extensions))
-        self.items: dict[str, Item] = {}
-        self.removed: dict[str, Removal] = {}
-        self.pending: list[tuple[Annotation, str, str, int]] = []
+        super().__init__(tree, options)
         self.seen: set[tuple[str, str, str]] = set()
         self.duplicates = 0
-        self.ambiguous: list[str] = []
 
     def file(self, rel: str) -> None:
         shown = self.tree.shown(rel)
@@ -142,18 +109,7 @@ class _Reader:
             annotation = image_label(-1)
             annotation.annotator = annotator
             item.annotations.append(annotation)
-            self.pending.append((annotation, label, shown, line))
-
-    def locate(self, rel: str) -> str:
-        if not self.finder:
-            return rel
-        hit, candidates = self.finder.resolve(rel)
-        if hit is not None:
-            return hit
-        if candidates:
-            more = ", ..." if len(candidates) > 3 else ""
-            self.ambiguous.append(f"{rel} ({', '.join(candidates[:3])}{more})")
-        return rel
+            self.pending.append((annotation, label, (shown, line, None)))
 
 
 def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
@@ -177,34 +133,10 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
     """
     options = options or ReadOptions()
     reader = _Reader(tree, options)
-    for rel in _files(tree, options):
-        reader.file(rel)
-    classes = list(options.classes) or sorted({name for _, name, _, _ in reader.pending})
-    ids = {name: index for index, name in enumerate(classes)}
-    for annotation, name, shown, line in reader.pending:
-        if name in ids:
-            annotation.category_id = ids[name]
-        else:
-            reader.problems.add(f"class '{name}' is not in `classes`", file=shown, line=line)
-    reader.problems.raise_if_any()
-    warnings = []
-    if reader.ambiguous:
-        more = f" and {len(reader.ambiguous) - 5} more" if len(reader.ambiguous) > 5 else ""
-        listing = "; ".join(reader.ambiguous[:5])
-        warnings.append(f"image paths that fit several files, kept as written: {listing}{more}")
-    image_dirs = sorted({posixpath.dirname(p) for p in reader.items if p in reader.finder.files})
-    removed = dict(reader.removed)
-    for removal in unlisted(
-        tree.files, image_dirs, [*reader.items], options.extensions, "image file is in no CSV row"
+    for rel in label_files(
+        tree, options, "CSV file", ".csv", discover, "no CSV file found at the root"
     ):
-        removed.setdefault(removal.id, removal)
-    return LabelSet(
-        format=NAME,
-        categories=[Category(index, name) for index, name in enumerate(classes)],
-        items=[reader.items[k] for k in sorted(reader.items)],
-        removed=[removed[k] for k in sorted(removed)],
-        image_dirs=image_dirs,
-        lists_images=True,
-        notes={"csv_duplicate_rows": reader.duplicates} if reader.duplicates else {},
-        warnings=warnings,
+        reader.file(rel)
+    return reader.finish(
+        NAME, "image file is in no CSV row", {"csv_duplicate_rows": reader.duplicates}
     )

@@ -23,20 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pixelpipe.dataset import Annotation, Category
+from pixelpipe.dataset import Annotation
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.formats.base import (
-    ImageFinder,
     Item,
     LabelSet,
-    Problems,
     ReadOptions,
     Removal,
-    has_extension,
-    unlisted,
 )
 from pixelpipe.formats.coco.document import decode
 from pixelpipe.formats.imagefolder import image_label
+from pixelpipe.formats.named import NamedReader, label_files
 from pixelpipe.sources import Tree, is_url, public_url, safe_relative
 
 NAME = "labelstudio"
@@ -189,25 +186,15 @@ class _Task:
     rotated: str | None = None
 
 
-@dataclass
-class _Reader:
-    """The state of one read: items by path, counts, problems."""
+class _Reader(NamedReader):
+    """The state of one read: what every named-class reader keeps, sizes and counts."""
 
-    tree: Tree
-    options: ReadOptions
-    problems: Problems = field(default_factory=Problems)
-    items: dict[str, Item] = field(default_factory=dict)
-    sizes: dict[str, str] = field(default_factory=dict)
-    removed: dict[str, Removal] = field(default_factory=dict)
-    pending: list[tuple[Annotation, str, str, str]] = field(default_factory=list)
-    ignored: Counter[str] = field(default_factory=Counter)
-    notes: Counter[str] = field(default_factory=Counter)
-    ambiguous: list[str] = field(default_factory=list)
-    shown: str = ""
-
-    def __post_init__(self) -> None:
-        images = (f for f in self.tree.files if has_extension(f, self.options.extensions))
-        self.finder = ImageFinder(images)
+    def __init__(self, tree: Tree, options: ReadOptions) -> None:
+        super().__init__(tree, options)
+        self.sizes: dict[str, str] = {}
+        self.ignored: Counter[str] = Counter()
+        self.notes: Counter[str] = Counter()
+        self.shown = ""
 
     def bad(self, message: str, key: str | None = None) -> None:
         self.problems.add(message, file=self.shown, key=key)
@@ -369,7 +356,7 @@ class _Reader:
                 ),
             )
             return
-        path = self.locate(path, url)
+        path = self.locate(path, safe_relative(url_to_path(url, keep_prefix=True)))
         if path in self.removed:
             return
         if found.rotated is not None:
@@ -398,42 +385,7 @@ class _Reader:
         item.annotators.extend(a for a in found.annotators if a not in item.annotators)
         for annotation, name, name_key in found.annotations:
             item.annotations.append(annotation)
-            self.pending.append((annotation, name, shown, name_key))
-
-    def locate(self, path: str, url: str) -> str:
-        if not self.finder:
-            return path
-        hit, candidates = self.finder.resolve(path)
-        if hit is None and not candidates:
-            prefixed = safe_relative(url_to_path(url, keep_prefix=True))
-            if prefixed is not None and prefixed != path:
-                hit, candidates = self.finder.resolve(prefixed)
-        if hit is not None:
-            return hit
-        if candidates:
-            more = ", ..." if len(candidates) > 3 else ""
-            self.ambiguous.append(f"{path} ({', '.join(candidates[:3])}{more})")
-        return path
-
-
-def _files(tree: Tree, options: ReadOptions, problems: Problems) -> list[str]:
-    if options.annotations:
-        files = list(options.annotations)
-        for name in files:
-            if not tree.exists(name):
-                problems.add(
-                    "Label Studio file not found", file=tree.shown(name), key="annotations"
-                )
-        problems.raise_if_any()
-        return files
-    if tree.hint and tree.hint.lower().endswith(".json"):
-        return [tree.hint]
-    files = discover(tree)
-    if not files:
-        raise PixelpipeError(
-            f"{tree.display}: no Label Studio export found (a JSON list of tasks at the root)"
-        )
-    return files
+            self.pending.append((annotation, name, (shown, None, name_key)))
 
 
 def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
@@ -458,41 +410,12 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
     """
     options = options or ReadOptions()
     reader = _Reader(tree, options)
-    for rel in _files(tree, options, reader.problems):
+    none = "no Label Studio export found (a JSON list of tasks at the root)"
+    for rel in label_files(tree, options, "Label Studio file", ".json", discover, none):
         reader.file(rel)
-    classes = list(options.classes) or sorted({name for _, name, _, _ in reader.pending})
-    ids = {name: index for index, name in enumerate(classes)}
-    for annotation, name, shown, key in reader.pending:
-        if name in ids:
-            annotation.category_id = ids[name]
-        else:
-            reader.problems.add(f"class '{name}' is not in `classes`", file=shown, key=key)
-    reader.problems.raise_if_any()
     warnings = []
     if reader.ignored:
         kinds = ", ".join(f"{k} ({n})" for k, n in sorted(reader.ignored.items()))
         warnings.append(f"Label Studio results not read: {kinds}")
         reader.notes["ls_results_ignored"] = sum(reader.ignored.values())
-    if reader.ambiguous:
-        more = f" and {len(reader.ambiguous) - 5} more" if len(reader.ambiguous) > 5 else ""
-        warnings.append(
-            "image paths that fit several files, kept as written: "
-            f"{'; '.join(reader.ambiguous[:5])}{more}"
-        )
-    image_dirs = sorted({posixpath.dirname(p) for p in reader.items if p in reader.finder.files})
-    removed = dict(reader.removed)
-    listed = [*reader.items, *removed]
-    for removal in unlisted(
-        tree.files, image_dirs, listed, options.extensions, "image file is in no Label Studio task"
-    ):
-        removed.setdefault(removal.id, removal)
-    return LabelSet(
-        format=NAME,
-        categories=[Category(index, name) for index, name in enumerate(classes)],
-        items=[reader.items[k] for k in sorted(reader.items)],
-        removed=[removed[k] for k in sorted(removed)],
-        image_dirs=image_dirs,
-        lists_images=True,
-        notes={k: v for k, v in sorted(reader.notes.items()) if v},
-        warnings=warnings,
-    )
+    return reader.finish(NAME, "image file is in no Label Studio task", reader.notes, warnings)

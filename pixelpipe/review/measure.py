@@ -27,6 +27,15 @@ NO_BOX = "(no box)"
 """The value of an annotator who saw an image but drew no box in a cluster."""
 NO_LABEL = "(no label)"
 """The value of an annotator who saw an image but gave it no class label."""
+FIGURES = (
+    "percent_agreement",
+    "cohen_kappa_mean",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "box_iou_mean",
+    "box_f1",
+)
+"""The headline figures, as the command prints them and the stages' metrics hold them."""
 HEADLINE = (
     "percent_agreement",
     "cohen_kappa_mean",

@@ -7,6 +7,7 @@ from typing import Any
 
 from pixelpipe import Dataset, PixelpipeError, Problem, StageContext, did_you_mean
 from pixelpipe.review.gather import Gathered, ImageLabels, from_samples
+from pixelpipe.review.measure import FIGURES
 
 
 def select(dataset: Dataset, names: list[str], ctx: StageContext, key: str) -> Gathered:
@@ -44,19 +45,7 @@ def opener(ctx: StageContext) -> Any:
 
 def metrics_of(result: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers for DVC metrics (``None`` where undefined)."""
-    metrics = {
-        key: result[key]
-        for key in (
-            "items",
-            "percent_agreement",
-            "cohen_kappa_mean",
-            "fleiss_kappa",
-            "krippendorff_alpha",
-            "box_iou_mean",
-            "box_f1",
-        )
-        if result.get(key) is not None
-    }
+    metrics = {key: result[key] for key in ("items", *FIGURES) if result.get(key) is not None}
     metrics["annotators"] = len(result["annotators"])
     for name, entry in result["annotators"].items():
         for figure in ("precision", "recall", "accuracy"):

@@ -12,12 +12,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
-from defusedxml import DefusedXmlException
-
 from pixelpipe.errors import PixelpipeError, Problem
 from pixelpipe.formats.base import PixelConvention, Problems, number, parse_number
 from pixelpipe.formats.voc.conventions import FLAGS
+from pixelpipe.formats.xmlparse import parse_xml
 
 
 @dataclass
@@ -46,43 +44,6 @@ class VocFile:
     width: int | None
     height: int | None
     objects: list[VocObject] = field(default_factory=list)
-
-
-class _LineBuilder(ET.TreeBuilder):
-    """A tree builder that remembers the line each element starts on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parser: Any = None
-        self.lines: dict[int, int] = {}
-
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
-        element = super().start(tag, attrs)
-        if self.parser is not None:
-            self.lines[id(element)] = int(self.parser.parser.CurrentLineNumber)
-        return element
-
-
-def _parse_xml(data: bytes, file: str) -> tuple[ET.Element, dict[int, int]]:
-    builder = _LineBuilder()
-    parser = DET.DefusedXMLParser(target=builder, forbid_dtd=True)
-    builder.parser = parser
-    try:
-        parser.feed(data)
-        root = parser.close()
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise PixelpipeError(
-            _problem(f"invalid XML at column {column + 1}: {exc.msg}", file, line)
-        ) from None
-    except DefusedXmlException as exc:
-        line = int(parser.parser.CurrentLineNumber)
-        raise PixelpipeError(
-            _problem(
-                f"refused: {type(exc).__name__} (DTDs and entities are not allowed)", file, line
-            )
-        ) from None
-    return root, builder.lines
 
 
 def _problem(message: str, file: str, line: int | None, key: str | None = None) -> Problem:
@@ -167,7 +128,7 @@ def parse(
         The parsed file, or ``None`` when it is not usable at all.
     """
     try:
-        root, lines = _parse_xml(data, file)
+        root, lines = parse_xml(data, file)
     except PixelpipeError as exc:
         problems.extend(exc)
         return None
