@@ -22,8 +22,6 @@ from pixelpipe.formats.base import LabelSet, to_pixels
 from pixelpipe.formats.imagefolder import is_image_label
 
 Boxes = npt.NDArray[np.float64]
-NO_ANNOTATOR = "(no annotator)"
-"""How labels whose source names no annotator are reported (they are left out)."""
 
 
 @dataclass

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from pixelpipe.dataset import Annotation
 from pixelpipe.formats.imagefolder import IMAGE_LABEL
 from pixelpipe.quality.consensus import merge_boxes, merge_labels
@@ -140,8 +142,6 @@ def _consensus(
 
 def _scores(one: ImageLabels) -> dict[str, Any] | None:
     """Per annotator, its boxes' scores (predictions), or ``None`` when no box has one."""
-    import numpy as np
-
     found: dict[str, Any] = {}
     for name, anns in one.annotations.items():
         boxes = [a for a in anns if not a.attributes.get(IMAGE_LABEL)]
