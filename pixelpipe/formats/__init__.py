@@ -8,10 +8,13 @@
   converting coordinates exactly (COCO, VOC and YOLO are packages: ``reader``, ``writer``
   and the parsing of one file, ``document`` or ``config``);
 - :mod:`~pixelpipe.formats.labelstudio`, :mod:`~pixelpipe.formats.cvat` (CVAT for images
-  1.1 XML), :mod:`~pixelpipe.formats.labelcsv` (``item,annotator,label``): readers of the
-  review tools' files, which name annotators and carry image-level class labels (what they
-  share: :mod:`~pixelpipe.formats.named`; safe XML with lines, VOC's too:
+  1.1 XML; both packages: ``reader``, ``writer``), :mod:`~pixelpipe.formats.labelcsv`
+  (``item,annotator,label``): the review tools' files, which name annotators, carry
+  image-level class labels and a model's scores (what the readers share:
+  :mod:`~pixelpipe.formats.named`; safe XML with lines, VOC's too:
   :mod:`~pixelpipe.formats.xmlparse`);
+- :mod:`~pixelpipe.formats.predictions`: a COCO results file, and the checks every model's
+  predictions pass (a score in [0, 1], images and classes the dataset has);
 - :mod:`~pixelpipe.formats.annotators`: tagging a file's labels with its annotator, and
   merging several annotators' label sets of the same images, classes matched by name;
 - :mod:`~pixelpipe.formats.detect`: which format a folder or file is in, and reading it;

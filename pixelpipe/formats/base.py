@@ -115,6 +115,9 @@ class ReadOptions:
             without ids (VOC, image folders); empty: ``labelmap.txt`` or sorted names.
         pixel_convention: VOC box convention (``corners`` or ``inclusive``).
         extensions: File endings that are images.
+        predictions: Label Studio: read the tasks' ``predictions`` (annotator = the
+            prediction's ``model_version``, ``score`` kept, 0.0 included) instead of their
+            ``annotations``.
     """
 
     annotations: Sequence[str] = ()
@@ -122,6 +125,7 @@ class ReadOptions:
     classes: Sequence[str] = ()
     pixel_convention: PixelConvention = "corners"
     extensions: Sequence[str] = IMAGE_EXTENSIONS
+    predictions: bool = False
 
 
 class Problems:

@@ -96,7 +96,7 @@ def test_video_export_is_refused(corpora: Path) -> None:
 
 def test_shapes_and_attributes(tmp_path: Path) -> None:
     body = """  <image id="0" name="a.jpg" width="640" height="480">
-    <box label="car" source="manual" occluded="0" xtl="10.5" ytl="20" xbr="110.25" ybr="70" z_order="0" group_id="2">
+    <box label="car" source="auto" occluded="0" xtl="10.5" ytl="20" xbr="110.25" ybr="70" z_order="0" group_id="2">
       <attribute name="score">0.75</attribute>
       <attribute name="parked">false</attribute>
       <attribute name="color">red</attribute>
@@ -112,10 +112,11 @@ def test_shapes_and_attributes(tmp_path: Path) -> None:
     assert (item.image, item.split, item.normalized) == ("images/a.jpg", "val", False)
     box, polygon, tag = item.annotations
     assert box.bbox == (10.5, 20.0, 99.75, 50.0)  # corners: w = xbr - xtl
+    assert box.score == 0.75  # the score attribute is the score, not an attribute
+    assert (polygon.score, tag.score) == (None, None)
     assert box.attributes == {
-        "source": "manual",
+        "source": "auto",
         "group_id": 2,
-        "score": 0.75,
         "parked": False,
         "color": "red",
         "note": "free text",
@@ -153,6 +154,52 @@ def test_images_folder_and_unlisted(tmp_path: Path) -> None:
     ]
 
 
+SCORES = [
+    # a model's box: the declared number attribute is its score
+    ('source="auto"', "car", "0.83", 0.83),
+    # a score of 0 is a score
+    ('source="auto"', "car", "0", 0.0),
+    # no source (an older CVAT): the score is kept
+    ("", "car", "0.5", 0.5),
+    # a label that does not declare it: the text is read as a number
+    ('source="semi-auto"', "bus", " 0.25 ", 0.25),
+    # a box a person drew: CVAT filled in the attribute's default, which is no confidence
+    ('source="manual"', "car", "0", None),
+]
+
+
+@pytest.mark.parametrize(("source", "label", "text", "score"), SCORES)
+def test_the_score_attribute(
+    tmp_path: Path, source: str, label: str, text: str, score: float | None
+) -> None:
+    body = f"""  <image id="0" name="a.jpg" width="64" height="48">
+    <box label="{label}" {source} xtl="1" ytl="2" xbr="5" ybr="6">
+      <attribute name="score">{text}</attribute>
+    </box>
+  </image>
+"""
+    labels = _read(tmp_path, body)
+    (box,) = labels.items[0].annotations
+    assert box.score == score
+    assert type(box.score) is type(score)
+    assert "score" not in box.attributes
+    assert labels.notes.get("cvat_manual_scores_ignored", 0) == (score is None)
+
+
+def test_another_score_attribute(tmp_path: Path) -> None:
+    body = """  <image id="0" name="a.jpg" width="64" height="48">
+    <box label="car" source="auto" xtl="1" ytl="2" xbr="5" ybr="6">
+      <attribute name="score">0.75</attribute>
+      <attribute name="confidence">0.5</attribute>
+    </box>
+  </image>
+"""
+    (tmp_path / "annotations.xml").write_text(META + body + "</annotations>\n")
+    labels = cvat.read(open_tree(str(tmp_path)), score_attribute="confidence")
+    (box,) = labels.items[0].annotations
+    assert (box.score, box.attributes) == (0.5, {"source": "auto", "score": 0.75})
+
+
 MALFORMED = [
     # not XML: the parser's line and column
     ("  <image id='0' name='a.jpg' width='1' height='1'>\n", r"annotations\.xml:\d+: invalid XML"),
@@ -180,6 +227,13 @@ MALFORMED = [
         "    <box label='car' xtl='0' ytl='0' xbr='1' ybr='1'>\n"
         "      <attribute name='score'>high</attribute>\n    </box>\n  </image>\n",
         r"annotations\.xml:23 image\[1\]/box\[1\]/attribute\[1\]: attribute 'score' must be a number",
+    ),
+    # a score that is not a number, on a label that does not declare it a number
+    (
+        "  <image id='0' name='a.jpg' width='9' height='9'>\n"
+        "    <box label='bus' xtl='0' ytl='0' xbr='1' ybr='1'>\n"
+        "      <attribute name='score'>high</attribute>\n    </box>\n  </image>\n",
+        r"annotations\.xml:22 image\[1\]/box\[1\]: attribute 'score' \(the score\) must be a number",
     ),
     # a polygon of two points
     (

@@ -207,6 +207,66 @@ def test_predictions_are_counted_not_read(tmp_path: Path) -> None:
     assert scores == [None] * len(scores)
 
 
+def test_predictions_are_read_when_asked(tmp_path: Path) -> None:
+    labels = _read(tmp_path, EXPORT, predictions=True)
+    photo = next(i for i in labels.items if i.image == "photo.jpg")
+    assert photo.annotators == ["yolov8n"]
+    (box,) = photo.annotations
+    assert (box.annotator, box.score, box.attributes) == ("yolov8n", 0.91, {"ls_id": "p1"})
+    assert box.bbox == (0.1, 0.1, 0.2, 0.2)
+    assert [c.name for c in labels.categories] == ["Car"]
+    assert labels.notes == {"ls_annotations_ignored": 5, "ls_tasks_not_predicted": 2}
+
+
+SCORES = [
+    # the region's own score wins over the prediction's
+    ({"score": 0.5}, {"score": 0.25}, 0.25),
+    # a region without one takes the prediction's
+    ({"score": 0.5}, {}, 0.5),
+    # a 0.0 region score is kept (Label Studio's converter drops it)
+    ({"score": 0.5}, {"score": 0.0}, 0.0),
+    # a 0 prediction score is kept too, as a float
+    ({"score": 0}, {}, 0.0),
+    # an explicit null is no score (pixelpipe writes it beside scored regions)
+    ({"score": 0.5}, {"score": None}, None),
+    # no score anywhere
+    ({}, {}, None),
+]
+
+
+@pytest.mark.parametrize(("prediction", "region", "score"), SCORES)
+def test_prediction_scores(
+    tmp_path: Path, prediction: dict[str, Any], region: dict[str, Any], score: float | None
+) -> None:
+    entry = {"id": 1, "result": [_box("p", 1, 2, 3, 4, "Car", **region)], **prediction}
+    labels = _read(tmp_path, [_task(1, "a.jpg", [], predictions=[entry])], predictions=True)
+    (box,) = labels.items[0].annotations
+    assert box.score == score
+    assert type(box.score) is type(score)
+    assert box.annotator == "prediction"  # no model_version
+
+
+BAD_PREDICTIONS = [
+    # a region score that is not a number
+    (
+        [{"result": [_box("p", 1, 2, 3, 4, "Car", score="high")]}],
+        r"result\[0\]\.score: 'score' must",
+    ),
+    # a prediction score that is a boolean
+    ([{"score": True, "result": []}], r"predictions\[0\]\.score: 'score' must be a number"),
+    # the export lists prediction ids only (label-studio#5654)
+    ([31, 32], r"2 predictions are listed by id only"),
+    # a prediction that is not an object
+    (["p"], r"predictions\[0\]: a prediction is an object"),
+]
+
+
+@pytest.mark.parametrize(("predictions", "message"), BAD_PREDICTIONS)
+def test_malformed_predictions(tmp_path: Path, predictions: list[Any], message: str) -> None:
+    with pytest.raises(PixelpipeError, match=message):
+        _read(tmp_path, [_task(1, "a.jpg", [], predictions=predictions)], predictions=True)
+
+
 def test_choices_and_polygons(tmp_path: Path) -> None:
     cat = next(i for i in _read(tmp_path, EXPORT).items if i.image == "images/cat.jpg")
     choice, polygon = cat.annotations

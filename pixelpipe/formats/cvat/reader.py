@@ -1,4 +1,4 @@
-"""CVAT for images 1.1 XML (``annotations.xml``): boxes, polygons and tags.
+"""Reading CVAT for images 1.1 XML (``annotations.xml``): boxes, polygons and tags.
 
 The labels of ``<meta>`` (task or project) in document order are the class map, ids
 0..n-1. Each ``<image name width height [subset]>`` is an item in pixels (CVAT writes
@@ -7,7 +7,9 @@ continuous corner coordinates: ``[x, y, w, h] = [xtl, ytl, xbr - xtl, ybr - ytl]
 whole-image class label ``[0, 0, W, H]`` with the attribute ``image_label``. A shape's
 ``<attribute>`` children become attributes (numbers for ``number`` attributes and
 booleans for ``checkbox`` ones, as ``<meta>`` declares them), and so do ``occluded``,
-``source``, ``z_order`` and ``group_id``. Polylines, points, ellipses, masks, cuboids,
+``source``, ``z_order`` and ``group_id``; the ``score`` attribute (CVAT has no confidence
+of its own) is the annotation's ``score``, except on a ``source="manual"`` shape, where it
+is the value CVAT fills in for a shape a person drew. Polylines, points, ellipses, masks, cuboids,
 skeletons and tracks are counted and skipped. CVAT does not say who drew a shape:
 ``annotator`` is left unset. Image names are relative to ``images/<subset>/`` or
 ``images/`` beside the XML when that folder exists, else to the XML's folder. XML is
@@ -43,6 +45,8 @@ from pixelpipe.formats.xmlparse import parse_xml
 from pixelpipe.sources import Tree, join, safe_relative
 
 NAME = "cvat"
+SCORE = "score"
+"""The shape attribute that holds a model's confidence."""
 ROOT = "annotations"
 SHAPES = ("box", "polygon", "tag")
 _PEEK = 4096
@@ -189,6 +193,7 @@ class _Reader:
     pending: list[tuple[Annotation, str]] = field(default_factory=list)
     shown: str = ""
     lines: dict[int, int] = field(default_factory=dict)
+    score_attribute: str = SCORE
 
     def bad(self, message: str, element: ET.Element | None, key: str | None = None) -> None:
         line = self.lines.get(id(element)) if element is not None else None
@@ -328,6 +333,9 @@ class _Reader:
                 self.bad(f"label '{label}' is not declared in <meta> ({known})", element, where)
                 continue
             attributes = self.attributes(element, label, meta, where)
+            ok, score = self.score(attributes, element, where)
+            if not ok:
+                continue
             polygons = None
             try:
                 if kind == "box":
@@ -351,10 +359,33 @@ class _Reader:
             except ValueError as exc:
                 self.bad(str(exc), element, where)
                 continue
-            annotation = Annotation(-1, bbox, polygons=polygons, attributes=attributes)
+            annotation = Annotation(-1, bbox, polygons=polygons, score=score, attributes=attributes)
             annotations.append(annotation)
             self.pending.append((annotation, label))
         return annotations, rotated
+
+    def score(
+        self, attributes: dict[str, Any], element: ET.Element, where: str
+    ) -> tuple[bool, float | None]:
+        """Take the score out of a shape's attributes: (readable, score or ``None``)."""
+        name = self.score_attribute
+        if name not in attributes:
+            return True, None
+        value = attributes.pop(name)
+        number_value: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number_value = float(value)
+        elif isinstance(value, str):
+            number_value = parse_number(value)
+        if number_value is None:
+            self.bad(
+                f"attribute '{name}' (the score) must be a number, got {value!r}", element, where
+            )
+            return False, None
+        if attributes.get("source") == "manual":
+            self.notes["cvat_manual_scores_ignored"] += 1
+            return True, None
+        return True, number_value
 
     def attributes(self, element: ET.Element, label: str, meta: Meta, where: str) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -378,7 +409,9 @@ class _Reader:
         return found
 
 
-def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
+def read(
+    tree: Tree, options: ReadOptions | None = None, *, score_attribute: str = SCORE
+) -> LabelSet:
     """Read CVAT for images 1.1 XML files.
 
     Args:
@@ -386,6 +419,9 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
         options: ``annotations`` (files to read; default: the named file, else
             :func:`discover`), ``images`` (the images folder), ``classes`` (names in id
             order; default: the labels of ``<meta>``), ``extensions``.
+        score_attribute: The shape attribute that is the annotation's ``score`` (not
+            kept among its attributes; ignored on ``source="manual"`` shapes, counted as
+            ``cvat_manual_scores_ignored``).
 
     Returns:
         One item per image, in pixels with its declared size and split; ``rotated``
@@ -395,10 +431,10 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
     Raises:
         PixelpipeError: Listing every problem with its file, line and element: invalid
             XML, DTDs and entities, a label not declared in ``<meta>``, malformed
-            coordinates or attributes, an image listed twice.
+            coordinates or attributes, a score that is not a number, an image listed twice.
     """
     options = options or ReadOptions()
-    reader = _Reader(tree, options)
+    reader = _Reader(tree, options, score_attribute=score_attribute)
     none = (
         "no CVAT file found (an XML file at the root whose root element is <annotations>, "
         "such as annotations.xml)"

@@ -1,4 +1,4 @@
-"""Label Studio JSON exports: tasks, their image, and each annotator's regions.
+"""Reading Label Studio JSON exports: tasks, their image, each annotator's regions.
 
 A JSON export is a list of tasks (a single task object is accepted too). Each task names
 its image in ``data`` and holds one entry of ``annotations`` per annotator. Rectangles
@@ -6,10 +6,13 @@ its image in ``data`` and holds one entry of ``annotations`` per annotator. Rect
 image, top-left origin; they are read as fractions (``percent / 100``) on a ``normalized``
 :class:`~pixelpipe.formats.base.Item`, with the declared ``original_width`` and
 ``original_height`` as its size. ``choices`` are whole-image class labels. Cancelled
-annotations (the annotator skipped the task) and predictions are not read, only counted;
-an annotation with an empty result records that its annotator saw the image and labelled
-nothing (:attr:`~pixelpipe.formats.base.Item.annotators`). :func:`url_to_path` turns the
-URLs Label Studio writes into relative paths, and an
+annotations (the annotator skipped the task) are not read, only counted; an annotation
+with an empty result records that its annotator saw the image and labelled nothing
+(:attr:`~pixelpipe.formats.base.Item.annotators`). With ``ReadOptions.predictions`` the
+tasks' ``predictions`` are read instead of their ``annotations`` (the annotator is the
+model's ``model_version``, each region keeps its ``score``, 0.0 included, else takes the
+prediction's; an explicit ``null`` is no score); otherwise they are only counted.
+:func:`url_to_path` turns the URLs Label Studio writes into relative paths, and an
 :class:`~pixelpipe.formats.base.ImageFinder` maps them to the tree's files.
 """
 
@@ -41,6 +44,9 @@ _UPLOAD = re.compile(r"^data/upload/\d+/")
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-fA-F]{8}-(?=.)")
 _PEEK = 1 << 16
 _SIZE_KEYS = ("original_width", "original_height")
+_NOT_DONE = "ls_tasks_not_annotated"
+PREDICTION = "prediction"
+"""The annotator of a prediction without a ``model_version``."""
 
 
 def url_to_path(url: str, keep_prefix: bool = False) -> str:
@@ -113,6 +119,13 @@ def annotator_name(completed_by: Any) -> str | None:
             if isinstance(value, int | str) and not isinstance(value, bool) and str(value):
                 return str(value)
     return None
+
+
+def model_name(model_version: Any) -> str:
+    """Who made a prediction: its ``model_version`` as text, else ``prediction``."""
+    if isinstance(model_version, int | str) and not isinstance(model_version, bool):
+        return str(model_version).strip() or PREDICTION
+    return PREDICTION
 
 
 def _finite(value: Any) -> bool:
@@ -195,6 +208,7 @@ class _Reader(NamedReader):
         self.ignored: Counter[str] = Counter()
         self.notes: Counter[str] = Counter()
         self.shown = ""
+        self.ids_only = 0
 
     def bad(self, message: str, key: str | None = None) -> None:
         self.problems.add(message, file=self.shown, key=key)
@@ -214,34 +228,46 @@ class _Reader(NamedReader):
         else:
             self.bad("a Label Studio export is a JSON list of tasks (or one task object)")
             return
+        self.ids_only = 0
         for index, task in enumerate(tasks):
             self.task(task, f"{prefix}[{index}]" if prefix else "task")
+        if self.ids_only:
+            self.bad(
+                f"{self.ids_only} predictions are listed by id only, without their results "
+                "(Label Studio's JSON export does this, HumanSignal/label-studio#5654): read "
+                "the predictions from the tasks file that was imported, or from the API"
+            )
 
     def task(self, task: Any, key: str) -> None:
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             self.bad("a task is an object with a 'data' object", key)
             return
-        annotations, predictions = task.get("annotations") or [], task.get("predictions")
-        if not isinstance(annotations, list):
-            self.bad("'annotations' must be a list", f"{key}.annotations")
+        read, other = ("predictions", "annotations")
+        if not self.options.predictions:
+            read, other = other, read
+        entries, skipped = task.get(read) or [], task.get(other)
+        if not isinstance(entries, list):
+            self.bad(f"'{read}' must be a list", f"{key}.{read}")
             return
-        self.notes["ls_predictions_ignored"] += (
-            len(predictions) if isinstance(predictions, list) else 0
-        )
-        url = self.image_url(task["data"], annotations, key)
+        self.notes[f"ls_{other}_ignored"] += len(skipped) if isinstance(skipped, list) else 0
+        url = self.image_url(task["data"], entries, key)
         if url is None:
             return
         found = _Task()
-        for index, annotation in enumerate(annotations):
-            self.annotation(annotation, f"{key}.annotations[{index}]", found)
+        for index, entry in enumerate(entries):
+            where = f"{key}.{read}[{index}]"
+            if self.options.predictions:
+                self.prediction(entry, where, found)
+            else:
+                self.annotation(entry, where, found)
         if not found.annotators and not found.annotations:
-            self.notes["ls_tasks_not_annotated"] += 1
+            self.notes["ls_tasks_not_predicted" if self.options.predictions else _NOT_DONE] += 1
         self.place(url, found, key)
 
-    def image_url(self, data: dict[str, Any], annotations: list[Any], key: str) -> str | None:
+    def image_url(self, data: dict[str, Any], entries: list[Any], key: str) -> str | None:
         to_names = {
             r["to_name"]
-            for a in annotations
+            for a in entries
             if isinstance(a, dict) and isinstance(a.get("result"), list)
             for r in a["result"]
             if isinstance(r, dict) and isinstance(r.get("to_name"), str)
@@ -264,19 +290,50 @@ class _Reader(NamedReader):
         if raw.get("was_cancelled") is True:
             self.notes["ls_cancelled_annotations"] += 1
             return
-        annotator = annotator_name(raw.get("completed_by"))
-        if annotator is not None and annotator not in found.annotators:
-            found.annotators.append(annotator)
+        extra: dict[str, Any] = {"ground_truth": True} if raw.get("ground_truth") is True else {}
+        self.results(raw, key, found, annotator_name(raw.get("completed_by")), extra, None)
+
+    def prediction(self, raw: Any, key: str, found: _Task) -> None:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            self.ids_only += 1
+            return
+        if not isinstance(raw, dict):
+            self.bad("a prediction is an object", key)
+            return
+        score = raw.get("score")
+        if score is not None and not _finite(score):
+            self.bad(f"'score' must be a number, got {score!r}", f"{key}.score")
+            return
+        who = model_name(raw.get("model_version"))
+        self.results(raw, key, found, who, {}, None if score is None else float(score))
+
+    def results(
+        self,
+        raw: dict[str, Any],
+        key: str,
+        found: _Task,
+        who: str | None,
+        extra: dict[str, Any],
+        score: float | None,
+    ) -> None:
+        """Read the ``result`` of an annotation or prediction made by ``who``."""
+        if who is not None and who not in found.annotators:
+            found.annotators.append(who)
         result = raw.get("result") or []
         if not isinstance(result, list):
             self.bad("'result' must be a list", f"{key}.result")
             return
-        extra: dict[str, Any] = {"ground_truth": True} if raw.get("ground_truth") is True else {}
         for index, region in enumerate(result):
-            self.region(region, f"{key}.result[{index}]", found, annotator, extra)
+            self.region(region, f"{key}.result[{index}]", found, who, extra, score)
 
     def region(
-        self, raw: Any, key: str, found: _Task, who: str | None, extra: dict[str, Any]
+        self,
+        raw: Any,
+        key: str,
+        found: _Task,
+        who: str | None,
+        extra: dict[str, Any],
+        score: float | None,
     ) -> None:
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             self.bad("a result is an object with a 'type'", key)
@@ -296,6 +353,11 @@ class _Reader(NamedReader):
         if not names:
             self.notes["ls_regions_without_label"] += 1
             return
+        if self.options.predictions and "score" in raw:  # null: this region has no score
+            if raw["score"] is not None and not _finite(raw["score"]):
+                self.bad(f"'score' must be a number, got {raw['score']!r}", f"{key}.score")
+                return
+            score = None if raw["score"] is None else float(raw["score"])
         if not self.size(raw, key, found):
             return
         attributes = dict(extra)
@@ -317,6 +379,7 @@ class _Reader(NamedReader):
             ]
         for name, shape in zip(names, shapes, strict=True):
             shape.annotator = who
+            shape.score = score
             shape.attributes.update(attributes)
             found.annotations.append((shape, name, f"{key}.value.{kind}"))
 
@@ -395,18 +458,21 @@ def read(tree: Tree, options: ReadOptions | None = None) -> LabelSet:
         tree: The source: an export file (its folder is the tree) or a folder.
         options: ``annotations`` (files to read; default: the named file, else the root
             JSON files that look like exports), ``classes`` (names in id order; default:
-            the sorted names used), ``extensions``.
+            the sorted names used), ``extensions``, ``predictions`` (read the tasks'
+            predictions instead of their annotations).
 
     Returns:
         One normalized item per image (tasks naming the same image are joined), each
-        annotation with its ``annotator`` and the result's ``ls_id``; a ``rotated``
+        annotation with its ``annotator`` and the result's ``ls_id`` (a region an
+        annotator accepted from a prediction keeps the prediction's id; a prediction's
+        annotator is its ``model_version`` and its ``score`` is kept); a ``rotated``
         removal for an image with a rotated box, ``unsafe_path`` for a path with ``..``,
         ``unlisted`` for images of the tree's image folders no task names.
 
     Raises:
         PixelpipeError: Listing every problem: invalid JSON (with its line), a task
-            without ``data`` or an image URL, malformed results, sizes that disagree, a
-            class not in ``classes``.
+            without ``data`` or an image URL, malformed results or scores, sizes that
+            disagree, a class not in ``classes``, predictions listed by id only.
     """
     options = options or ReadOptions()
     reader = _Reader(tree, options)
