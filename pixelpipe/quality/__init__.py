@@ -22,5 +22,11 @@ Modules:
         accuracy and errors (missing, extra, mismatching label), for boxes and labels.
     consensus: clusters with at most one box per annotator, CVAT's quorum, label vote
         with ties sent to review, fused boxes (mean, median, weighted boxes fusion).
+    routing: a model's boxes in confidence bands (accept, review, discard), the seeded
+        audit draw, and what a reviewer changed (kept, moved, relabelled, deleted, added).
+    uncertainty: active-learning scores of predictions (least confidence, margin,
+        entropy, Lightly's expansion of a top score), per image the max over boxes.
+    label_errors: likely label errors from a model's predictions (cleanlab's
+        object-detection scores: overlooked, badly located, swapped).
     inputs: input checks, the error they raise, and JSON-safe numbers.
 """
