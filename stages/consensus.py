@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Literal
 
@@ -11,7 +12,6 @@ from pixelpipe import (
     Dataset,
     DatasetBuilder,
     Plot,
-    Sample,
     StageContext,
     StageParams,
     StageResult,
@@ -90,22 +90,7 @@ def consensus(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
         if sample.id not in merged.labels and params.keep == "consensus":
             # no annotator of the selection saw it: its labels are not anyone's to merge
             annotations = [a for a in sample.annotations if a.annotator is None]
-        out.add(
-            Sample(
-                id=sample.id,
-                image=sample.image,
-                sha256=sample.sha256,
-                width=sample.width,
-                height=sample.height,
-                source=sample.source,
-                split=sample.split,
-                group=sample.group,
-                parent=sample.parent,
-                tags=sample.tags,
-                annotations=annotations,
-                extra=sample.extra,
-            )
-        )
+        out.add(dataclasses.replace(sample, annotations=annotations))
     (ctx.output_dir / REVIEW_JSON).write_text(
         json.dumps(merged.review, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
         encoding="utf-8",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from pixelpipe import (
     Dataset,
@@ -22,11 +21,8 @@ from pixelpipe import (
     chunk_size,
     stage,
 )
-from pixelpipe.formats import annotators, detect
 from pixelpipe.formats.base import (
     IMAGE_EXTENSIONS,
-    LabelSet,
-    ReadOptions,
     has_extension,
     id_folder,
     removal_id,
@@ -42,6 +38,7 @@ from pixelpipe.sources import (
     open_tree,
 )
 from stages._ingest.keys import make_jobs
+from stages._ingest.labels import LabelFile, PredictionFile, read_labels
 from stages._ingest.parent import (
     ORIENTATION_COLUMN as ORIENTATION_COLUMN,
 )
@@ -60,27 +57,6 @@ CHUNK = 64
 T = TypeVar("T")
 
 
-class LabelFile(BaseModel):
-    """One annotator's label file (or a file that names its annotators)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-    path: str
-    """The file, relative to ``source``."""
-    annotator: str | None = None
-    """Who made its labels; default: the file's stem, unless the format names every label's
-    annotator itself (Label Studio's ``completed_by``, the CSV's ``annotator`` column)."""
-    format: Literal["auto", "coco", "voc", "yolo", "labelstudio", "cvat", "csv"] = "auto"
-    """Its format; ``auto`` tells by the file's name and first bytes."""
-
-    @field_validator("annotator")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or value.strip() != value):
-            raise ValueError("a non-empty name without spaces around it")
-        return value
-
-
 class Params(StageParams):
     """Params of the ``ingest`` stage."""
 
@@ -95,6 +71,9 @@ class Params(StageParams):
     """Label files in ``source`` (COCO JSON files, a YOLO data.yaml or obj.data); empty: found.
     Several annotators' files of the same images: ``{path, annotator, format}`` entries
     (see ``LabelFile``); their labels are kept side by side, classes matched by name."""
+    predictions: list[PredictionFile] = []
+    """Model predictions of the same images, kept beside the labels as annotations with a
+    ``score`` and ``annotator`` = the model (see ``PredictionFile``)."""
     images: str = ""
     """COCO: the folder ``file_name`` is relative to, in ``source``; empty: found."""
     classes: list[str] = []
@@ -121,39 +100,6 @@ class Params(StageParams):
         if problem:
             raise ValueError(problem)
         return value
-
-
-def _read_labels(tree: Tree, params: Params, extensions: tuple[str, ...]) -> LabelSet:
-    """The source's labels: one reading, or one per annotator's file merged by class name."""
-
-    def options(files: list[str]) -> ReadOptions:
-        return ReadOptions(
-            annotations=files,
-            images=params.images,
-            classes=params.classes,
-            pixel_convention=params.pixel_convention,
-            extensions=extensions,
-        )
-
-    entries = [e if isinstance(e, LabelFile) else LabelFile(path=e) for e in params.annotations]
-    if not any(isinstance(e, LabelFile) for e in params.annotations):
-        return detect.read(tree, params.format, options([e.path for e in entries]))
-    parts = []
-    for entry in entries:
-        fmt: str = entry.format if entry.format != "auto" else params.format
-        if fmt == "auto":
-            fmt = detect.file_format(tree, entry.path)
-        labels = detect.read(tree, fmt, options([entry.path]))
-        if labels.format in annotators.NAMES_ANNOTATORS:
-            if entry.annotator is not None:
-                raise PixelpipeError(
-                    f"{entry.path}: a {labels.format} file names the annotator of every label "
-                    "itself; remove `annotator`"
-                )
-        else:
-            labels = annotators.tag(labels, entry.annotator or PurePosixPath(entry.path).stem)
-        parts.append(labels)
-    return annotators.merge(parts)
 
 
 def _content(job: Job) -> tuple[str, str]:
@@ -218,7 +164,7 @@ def ingest(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
             params.source, ctx.root, follow_symlinks=params.follow_symlinks, project=ctx.root
         )
         extensions = tuple(e.lower() for e in params.extensions)
-        labels = _read_labels(tree, params, extensions)
+        labels = read_labels(tree, params, extensions)
     except PixelpipeError as exc:
         raise _source_problem(exc, ctx.stage) from None
     for warning in labels.warnings:

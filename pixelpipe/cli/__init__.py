@@ -1,7 +1,7 @@
 """The ``pixelpipe`` command: one typer app made of one module per command group.
 
 ``pipeline`` (compile, run, stages, show), ``project`` (init, demo), ``convert``,
-``quality`` (agreement, consensus),
+``quality`` (agreement, consensus), ``review`` (import),
 ``versions`` (release, versions, checkout, get, diff) and ``cache`` (info, gc); ``console``
 holds what they share.
 This package is the top of the import graph: it may import every other part of pixelpipe,
@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from pixelpipe.cli import cache, convert, pipeline, project, quality, versions
+from pixelpipe.cli import cache, convert, pipeline, project, quality, review, versions
 from pixelpipe.errors import PixelpipeError, RedactingFormatter, redact
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 for group in (pipeline, project, convert, quality, versions, cache):
     app.add_typer(group.app)
+app.add_typer(review.app)  # a group of its own: `pixelpipe review import`
 
 
 def _setup_logging(verbose: bool = False) -> None:

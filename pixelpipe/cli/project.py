@@ -28,6 +28,14 @@ def demo(
             "(2 to 10), for pipelines/review.yaml."
         ),
     ] = None,
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            "--predictions",
+            help="Write the model-loop demo instead: the photos with a model's predictions "
+            "(data/raw/model-loop), for pipelines/model-loop.yaml.",
+        ),
+    ] = False,
 ) -> None:
     """Write the demo raw dataset (real photos, COCO labels) where the default pipeline reads."""
     from pixelpipe.errors import PixelpipeError
@@ -35,6 +43,22 @@ def demo(
     from pixelpipe.project.review_demo import NAMES, build_review
 
     clean_data()
+    if predictions:
+        from pixelpipe.project.model_demo import build_model_loop
+
+        target = out_dir or Path("data/raw/model-loop")
+        made = build_model_loop(target)
+        reviews = Path("data/raw/reviews/route.json")  # what `review import` fills; kept
+        if out_dir is None and not reviews.exists():
+            from pixelpipe.review.reviews import save_reviews
+
+            save_reviews(reviews, {})
+        parts = ", ".join(
+            f"{p}: {made[p]['images']} images, {made[p]['predictions']} predictions"
+            for p in ("labelled", "pool")
+        )
+        out.print(f"wrote the model-loop demo to {target} ({parts})")
+        return
     if annotators is not None:
         if not 2 <= annotators <= len(NAMES):
             raise PixelpipeError(f"--annotators: from 2 to {len(NAMES)}, got {annotators}")

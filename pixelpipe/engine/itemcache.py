@@ -78,10 +78,11 @@ def parse_size(text: str, what: str) -> int:
 def code_version(module: str) -> str:
     """A digest of the code that computes a stage kind's results.
 
-    It covers the kind's module, its private helper package (``stages/_validate/`` for
-    ``stages/validate.py``), the private modules beside it (``stages/_<name>.py``) and the
-    ``pixelpipe`` package, so editing any of them misses
-    the cache instead of reusing a stale result. Library versions that change pixels
+    It covers the kind's module, every private helper package beside it (``stages/_*/``:
+    its own, ``stages/_validate/`` for ``stages/validate.py``, and those kinds share, as
+    ``select`` uses split's hashing), the private modules beside it (``stages/_<name>.py``)
+    and the ``pixelpipe`` package, so editing any of them misses the cache instead of
+    reusing a stale result. Library versions that change pixels
     (Pillow, NumPy) are part of it too.
     """
     digest = hashlib.sha256()
@@ -91,9 +92,7 @@ def code_version(module: str) -> str:
     if origin:
         path = Path(origin)
         files.append(path)
-        helpers = path.with_name(f"_{path.stem}")
-        if helpers.is_dir():
-            files += sorted(helpers.rglob("*.py"))
+        files += sorted(path.parent.glob("_*/**/*.py"))
         files += sorted(p for p in path.parent.glob("_*.py") if p.name != "__init__.py")
     files += sorted(Path(__file__).resolve().parents[1].rglob("*.py"))
     for file in files:

@@ -96,20 +96,12 @@ def _annotator(
     return {"images": seen, "annotations": annotations, "categories": categories}
 
 
-def build_review(out: Path, annotators: int = 3) -> dict[str, Any]:
-    """Write the review demo to ``out``, replacing it.
-
-    Args:
-        out: The folder to write.
-        annotators: How many annotators (2 to 10).
+def clean_demo(tmp: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The demo's photos without its planted problems, in ``tmp/images``, with their labels.
 
     Returns:
-        A summary: images, annotators and their box counts.
+        The COCO ``images`` and ``annotations`` entries (boxes clipped to their image).
     """
-    if not 2 <= annotators <= len(NAMES):
-        raise ValueError(f"annotators: from 2 to {len(NAMES)}, got {annotators}")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     base = tmp / "base"
     build(base)
     document = json.loads((base / "annotations.json").read_text(encoding="utf-8"))
@@ -127,6 +119,24 @@ def build_review(out: Path, annotators: int = 3) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(base / "images" / img["file_name"], target)
     shutil.rmtree(base)
+    return images, boxes
+
+
+def build_review(out: Path, annotators: int = 3) -> dict[str, Any]:
+    """Write the review demo to ``out``, replacing it.
+
+    Args:
+        out: The folder to write.
+        annotators: How many annotators (2 to 10).
+
+    Returns:
+        A summary: images, annotators and their box counts.
+    """
+    if not 2 <= annotators <= len(NAMES):
+        raise ValueError(f"annotators: from 2 to {len(NAMES)}, got {annotators}")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    images, boxes = clean_demo(tmp)
     gold = {"images": images, "annotations": boxes, "categories": CATEGORIES}
     (tmp / "gold.json").write_text(json.dumps(gold, indent=1) + "\n", encoding="utf-8")
     (tmp / "annotators").mkdir()

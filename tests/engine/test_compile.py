@@ -106,15 +106,16 @@ def test_the_repository_dvc_yaml_is_current() -> None:
     assert compile_pipeline(load_pipeline(root), check=True)
 
 
-def test_golden_dvc_yaml_of_the_review_pipeline(tmp_path: Path) -> None:
-    """The repository's second pipeline, with its own params file, compiles as recorded."""
+@pytest.mark.parametrize("name", ["review", "model-loop"])
+def test_golden_dvc_yaml_of_the_other_pipelines(tmp_path: Path, name: str) -> None:
+    """The repository's other pipelines, each with its own params file, compile as recorded."""
     repo = HERE.parents[1]
     (tmp_path / "pipelines").mkdir()
-    for name in ("review.yaml", "review.params.yaml"):
-        shutil.copy(repo / "pipelines" / name, tmp_path / "pipelines" / name)
-    pipeline = load_pipeline(tmp_path, "pipelines/review.yaml")
-    assert pipeline.params_file == "pipelines/review.params.yaml"
-    assert render(pipeline) == (HERE / "golden" / "review.dvc.yaml.golden").read_text()
+    for file in (f"{name}.yaml", f"{name}.params.yaml"):
+        shutil.copy(repo / "pipelines" / file, tmp_path / "pipelines" / file)
+    pipeline = load_pipeline(tmp_path, f"pipelines/{name}.yaml")
+    assert pipeline.params_file == f"pipelines/{name}.params.yaml"
+    assert render(pipeline) == (HERE / "golden" / f"{name}.dvc.yaml.golden").read_text()
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,12 @@ def test_the_code_version_follows_the_kind_module_and_its_helpers(tmp_path: Path
         assert code_version("mykind") == before
         (tmp_path / "_mykind" / "helper.py").write_text("Y = 2\n")
         assert code_version("mykind") != before
+        # a helper package another kind shares (select hashes with split's helpers)
+        (tmp_path / "_other").mkdir()
+        (tmp_path / "_other" / "shared.py").write_text("Z = 1\n")
+        again = code_version("mykind")
+        (tmp_path / "_other" / "shared.py").write_text("Z = 2\n")
+        assert code_version("mykind") != again
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("mykind", None)
