@@ -22,7 +22,6 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
-    did_you_mean,
     stage,
 )
 from pixelpipe.imaging import hamming
@@ -130,22 +129,6 @@ def _classes(table: pa.Table, known: list[int]) -> tuple[I64, I64, list[int]]:
     return rows, index, class_ids
 
 
-def _column(table: pa.Table, name: str, ctx: StageContext) -> list[Any]:
-    if name not in table.column_names:
-        raise PixelpipeError(
-            Problem(
-                f"no column '{name}' in the input manifest of stage '{ctx.stage}'"
-                + (
-                    did_you_mean(name, table.column_names)
-                    or f"; columns: {', '.join(table.column_names)}"
-                ),
-                file="params.yaml",
-                key=f"{ctx.stage}.group_by",
-            )
-        )
-    return groups.column_values(table, name)
-
-
 def _fixed_splits(
     grouping: groups.Grouping,
     current: list[str | None],
@@ -237,7 +220,9 @@ def split(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
     joiner.by_pairs(a, b, "parent")
     joiner.by_value(missing, "parent", explicit=False)
     joiner.by_value(table.column("group").to_pylist(), "group", explicit=True)
-    user_columns = {name: _column(table, name, ctx) for name in params.group_by}
+    user_columns = {
+        name: groups.column_values(table, name, ctx.stage, "group_by") for name in params.group_by
+    }
     for name, values in user_columns.items():
         joiner.by_value(values, name, explicit=True)
     pattern_keys: list[str | None] | None = None

@@ -11,10 +11,12 @@ Malformed files raise one :class:`~pixelpipe.errors.PixelpipeError` listing ever
 from __future__ import annotations
 
 import math
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from pixelpipe.dataset import Annotation, Category
@@ -234,6 +236,17 @@ def to_pixels(annotations: list[Annotation], width: int, height: int) -> list[An
             )
         )
     return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, then rename it into place (old file or new, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def common_folder(paths: Iterable[str]) -> str:

@@ -11,12 +11,12 @@ written atomically, so DVC tracks them and a rerun reads them byte for byte.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pixelpipe.errors import PixelpipeError
+from pixelpipe.formats.base import write_atomic
 
 SENT_FILE = "review/sent.json"
 FORMAT = 1
@@ -50,12 +50,7 @@ class Reviewed:
 
 def write_json(path: Path, value: Any) -> None:
     """Sorted, indented JSON, written atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def load_reviews(path: Path, shown: str) -> dict[str, Reviewed]:

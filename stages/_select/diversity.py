@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pixelpipe import PixelpipeError, Problem, StageContext, did_you_mean
+from pixelpipe import PixelpipeError, Problem, StageContext
 from pixelpipe.imaging import hamming
 from stages._split import codes, groups
 
@@ -42,19 +42,8 @@ class Groups:
 
 def _values(table: pa.Table, name: str, candidates: I64, ctx: StageContext) -> list[Any]:
     """A user column's values on candidate rows, ``None`` elsewhere."""
-    if name not in table.column_names:
-        raise PixelpipeError(
-            Problem(
-                f"no column '{name}' in the input manifest of stage '{ctx.stage}'"
-                + (
-                    did_you_mean(name, table.column_names)
-                    or f"; columns: {', '.join(table.column_names)}"
-                ),
-                file="params.yaml",
-                key=f"{ctx.stage}.group_column",
-            )
-        )
-    return _on(groups.column_values(table, name), candidates, table.num_rows)
+    values = groups.column_values(table, name, ctx.stage, "group_column")
+    return _on(values, candidates, table.num_rows)
 
 
 def _on(values: list[Any], candidates: I64, rows: int) -> list[Any]:

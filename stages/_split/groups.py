@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from pixelpipe import PixelpipeError, Problem, did_you_mean
 from pixelpipe.imaging import hamming
 
 I64 = npt.NDArray[np.int64]
@@ -194,6 +195,22 @@ def parent_pairs(ids: list[str], parents: list[str | None]) -> tuple[I64, I64, l
     return np.array(a, dtype=np.int64), np.array(b, dtype=np.int64), missing
 
 
-def column_values(table: pa.Table, name: str) -> list[Any]:
-    """A manifest column as Python values (lists and structs included)."""
+def column_values(table: pa.Table, name: str, stage: str, key: str) -> list[Any]:
+    """A manifest column a param names, as Python values (lists and structs included).
+
+    Raises:
+        PixelpipeError: When the manifest has no such column, naming the param ``key``.
+    """
+    if name not in table.column_names:
+        raise PixelpipeError(
+            Problem(
+                f"no column '{name}' in the input manifest of stage '{stage}'"
+                + (
+                    did_you_mean(name, table.column_names)
+                    or f"; columns: {', '.join(table.column_names)}"
+                ),
+                file="params.yaml",
+                key=f"{stage}.{key}",
+            )
+        )
     return list(table.column(name).to_pylist())

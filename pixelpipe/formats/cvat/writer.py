@@ -16,14 +16,13 @@ renamed into place.
 from __future__ import annotations
 
 import math
-import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pixelpipe.dataset import Annotation, Category, Sample
-from pixelpipe.formats.base import Problems, number
+from pixelpipe.formats.base import Problems, number, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
 
 VERSION = "1.1"
@@ -215,15 +214,4 @@ def write_xml(
     problems.raise_if_any()
     ET.indent(root, space="  ")
     text = '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-    _replace(path, text)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text)

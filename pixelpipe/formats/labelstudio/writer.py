@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 
 from pixelpipe.dataset import Annotation, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import Problems
+from pixelpipe.formats.base import Problems, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
 from pixelpipe.sources import is_url
 
@@ -281,18 +280,7 @@ def write_tasks(path: Path, tasks: Sequence[dict[str, Any]]) -> None:
     except (TypeError, ValueError) as exc:
         raise PixelpipeError(f"{path}: a task cannot be written as JSON: {exc}") from None
     text = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
-    _replace(path, text)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text)
 
 
 def label_config(
