@@ -19,6 +19,7 @@ from pixelpipe import (
     StageContext,
     StageParams,
     StageResult,
+    did_you_mean,
     stage,
 )
 from pixelpipe.quality.routing import ACCEPT, DISCARD, REVIEW, audited, bands
@@ -87,14 +88,21 @@ def route(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
     any of its boxes does, and a seeded ``audit`` share of the accepted images goes too.
     The output holds the accepted images with their accepted boxes (other labels, such as
     human ones, kept); an image sent to review is removed with reason ``review`` (or
-    ``audit``) until its review comes back. The review queue is written for both tools:
+    ``audit``) until its review comes back; so is an image whose boxes were all discarded
+    (the model saw something it is not sure of; an image it found nothing on is accepted
+    as it is). Only the model's boxes go
+    to review; people's labels on the image stay as they are. The review queue is written
+    for both tools:
     ``review/labelstudio.json`` (Label Studio tasks with ``predictions``, a ``score`` per
     box, the task's ``score`` its lowest box score so the riskiest sort first, boxes in
     percent) and ``review/cvat.xml`` (CVAT for images 1.1, the score as a number
-    attribute), with ``review/sent.json`` (what was sent, to check what comes back).
+    attribute), with ``review/labelstudio-config.xml`` (the labelling config those tasks
+    need) and ``review/sent.json`` (what was sent and why, to check what comes back).
     After ``pixelpipe review import EXPORT`` writes the ``reviewed`` file, a rerun lets
     every reviewed image through with the reviewer's labels (``annotator`` = the
-    reviewer). Discarded boxes are counted per class in the metrics.
+    reviewer). Discarded boxes are counted per class in the metrics; what reviewers changed
+    is counted apart for the review band and the audit, and ``audit_precision`` is the
+    share of audited boxes they left as they were.
 
     ```yaml
     # pipelines/model-loop.yaml
@@ -122,7 +130,7 @@ def route(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
         raise PixelpipeError(
             [
                 Problem(
-                    f"no class '{n}' in the dataset",
+                    f"no class '{n}' in the dataset" + did_you_mean(n, ids),
                     file="params.yaml",
                     key=f"{ctx.stage}.per_class.{n}",
                 )
@@ -131,17 +139,18 @@ def route(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
         )
     reviews = load_reviews(ctx.root / params.reviewed, params.reviewed) if params.reviewed else {}
     out = DatasetBuilder(dataset.categories)
-    queue: list[tuple[Sample, list[str]]] = []
+    queue: list[tuple[Sample, list[str], str]] = []
     counts: dict[str, dict[str, int]] = {b: {} for b in (ACCEPT, REVIEW, DISCARD)}
     tally = {"images_accepted": 0, "images_review": 0, "images_audit": 0, "images_reviewed": 0}
-    changed: dict[str, int] = {}
+    changed: dict[str, dict[str, int]] = {"review": {}, "audit": {}}
     for sample in dataset.samples():
         review = reviews.get(sample.id)
         if review is not None and review.sha256 == sample.sha256:
             out.add(_reviewed(sample, review, ids, params.model, ctx))
             tally["images_reviewed"] += 1
+            into = changed.setdefault(review.sent_for, {})
             for kind, n in review.changes.items():
-                changed[kind] = changed.get(kind, 0) + n
+                into[kind] = into.get(kind, 0) + n
             continue
         mine = [a for a in sample.annotations if _predicted(a, params.model)]
         labels = [names.get(a.category_id, str(a.category_id)) for a in mine]
@@ -152,19 +161,24 @@ def route(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
             counts[band][label] = counts[band].get(label, 0) + 1
         kept = [a for a, b in zip(mine, banded, strict=True) if b != DISCARD]
         others = [a for a in sample.annotations if not _predicted(a, params.model)]
-        routed = dataclasses.replace(sample, annotations=others + kept)
-        if REVIEW in banded:
-            queue.append((routed, [b for b in banded if b != DISCARD]))
-            out.remove(
-                sample.id, "review", f"{banded.count(REVIEW)} boxes to review", source=sample.source
+        # the reviewer sees (and sends back) the model's boxes only; people's labels stay
+        model_only = dataclasses.replace(sample, annotations=kept)
+        kept_bands = [b for b in banded if b != DISCARD]
+        if REVIEW in banded or (mine and not kept and not others):
+            detail = (
+                f"{banded.count(REVIEW)} boxes to review"
+                if REVIEW in banded
+                else "every box below the review threshold"
             )
+            queue.append((model_only, kept_bands, "review"))
+            out.remove(sample.id, "review", detail, source=sample.source)
             tally["images_review"] += 1
         elif audited(sample.id, params.seed, params.audit):
-            queue.append((routed, [b for b in banded if b != DISCARD]))
+            queue.append((model_only, kept_bands, "audit"))
             out.remove(sample.id, "audit", "accepted, drawn for the audit", source=sample.source)
             tally["images_audit"] += 1
         else:
-            out.add(routed)
+            out.add(dataclasses.replace(sample, annotations=others + kept))
             tally["images_accepted"] += 1
     sent = write_queue(ctx.output_dir, queue, names, params.image_prefix, params.model)
     write_json(ctx.output_dir / SENT_FILE, {"stage": ctx.stage, "images": sent})
@@ -172,7 +186,13 @@ def route(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResu
     for band, per in counts.items():
         metrics[f"boxes_{band}"] = sum(per.values())
         metrics[f"boxes_{band}_by_class"] = dict(sorted(per.items()))
-    metrics["review_changes"] = dict(sorted(changed.items()))
+    for reason, kinds in sorted(changed.items()):
+        metrics[f"{reason}_changes"] = dict(sorted(kinds.items()))
+    audit = changed.get("audit", {})
+    boxes = sum(v for k, v in audit.items() if k != "added")
+    if boxes:
+        # how often accepted labels were right: the share of audited boxes left as they were
+        metrics["audit_precision"] = round(audit.get("unchanged", 0) / boxes, 4)
     ctx.log.info(
         "%s: %d images accepted, %d to review (%d audit) in %s and %s",
         ctx.stage,

@@ -48,7 +48,7 @@ def demo(
 
         target = out_dir or Path("data/raw/model-loop")
         made = build_model_loop(target)
-        reviews = Path("data/raw/reviews/route.json")  # what `review import` fills; kept
+        reviews = Path("reviews/route.json")  # what `review import` fills; never replaced
         if out_dir is None and not reviews.exists():
             from pixelpipe.review.reviews import save_reviews
 

@@ -18,11 +18,11 @@ ROUTING_KIND = "route"
 def import_(
     export: Annotated[Path, typer.Argument(help="A Label Studio JSON export or a CVAT XML file.")],
     stage: Annotated[
-        str | None, typer.Option(help="The routing stage [default: the pipeline's one].")
+        str | None, typer.Option(help="The routing stage (default: the pipeline's only one).")
     ] = None,
     pipeline: PipelineOption = "pipelines/default.yaml",
     reviewer: Annotated[
-        str | None, typer.Option(help="CVAT: the reviewer's name [default: the file's stem].")
+        str | None, typer.Option(help="CVAT: the reviewer's name (default: the file's stem).")
     ] = None,
     source_format: Annotated[
         str, typer.Option("--from", help="auto, labelstudio or cvat.")
@@ -31,8 +31,8 @@ def import_(
     """Check an export against what the stage sent, and keep its reviews for the next run.
 
     Every image must be one the stage sent, unchanged since; nothing is written otherwise.
-    The reviews go to the stage's ``reviewed`` file; ``dvc repro`` then lets the reviewed
-    images through with the reviewer's labels.
+    The reviews go to the file the stage's reviewed param names; dvc repro then lets the
+    reviewed images through with the reviewer's labels.
     """
     from pixelpipe.engine.compile import DATA_DIR
     from pixelpipe.engine.loader import load_pipeline
@@ -51,6 +51,10 @@ def import_(
         planned = routing[0]
     else:
         planned = loaded.stage(stage)
+        if planned.kind.name != ROUTING_KIND:
+            raise PixelpipeError(
+                f"--stage {stage}: a stage of kind '{planned.kind.name}', not '{ROUTING_KIND}'"
+            )
     reviewed = str(getattr(planned.params, "reviewed", "") or "")
     if not reviewed:
         raise PixelpipeError(

@@ -5,12 +5,14 @@ project's own readers; each reviewed image must be one the stage sent (matched b
 its path) whose bytes have not changed since (its sha256 in the stage's input is still the
 one sent), and every class must be one the dataset has. Anything else refuses the whole
 import, one line per problem: nothing is merged half-way. A reviewed image's labels are
-kept in pixels (Label Studio's percentages times the size sent, exact to the float), with
+kept in pixels (Label Studio's percentages times the size sent, within 1e-6 px), with
 what the reviewer changed against the boxes sent (:func:`pixelpipe.quality.routing.changes`).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,10 @@ def import_export(
         raise PixelpipeError(f"{export}: no such file")
     sent = load_sent(stage_dir)
     by_image = {entry["image"]: sid for sid, entry in sent.items()}
-    labels = detect.read(open_tree(str(export)), fmt)
+    with tempfile.TemporaryDirectory() as alone:  # read the file, not the folder it sits in
+        copy = Path(alone) / export.name
+        shutil.copyfile(export, copy)
+        labels = detect.read(open_tree(str(copy)), fmt)
     if labels.format not in ("labelstudio", "cvat"):
         raise PixelpipeError(
             f"{export}: a Label Studio JSON export or a CVAT XML file, not {labels.format}"
@@ -95,7 +100,7 @@ def import_export(
     fresh: dict[str, Reviewed] = {}
     for item in labels.items:
         sid = item.image if item.image in sent else by_image.get(item.image)
-        where = f"{export.name}: {item.image}"
+        where = f"{export.name}: {sid or item.image}"
         if sid is None:
             problems.append(Problem(f"{where}: not an image this stage sent to review"))
             continue
@@ -128,7 +133,11 @@ def import_export(
             (np.array([b for _, b in boxes]).reshape(-1, 4), [c for c, _ in boxes]),
         )
         fresh[sid] = Reviewed(
-            sent[sid]["sha256"], who[0], [{"class": c, "bbox": b} for c, b in boxes], diff
+            sent[sid]["sha256"],
+            who[0],
+            [{"class": c, "bbox": b} for c, b in boxes],
+            diff,
+            str(sent[sid].get("sent_for", "review")),
         )
     if problems:
         raise PixelpipeError(problems)

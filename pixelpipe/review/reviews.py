@@ -31,12 +31,14 @@ class Reviewed:
         reviewer: Who reviewed it.
         labels: ``{"class", "bbox"}`` per label the reviewer left (pixels, COCO boxes).
         changes: Counts: unchanged, moved, relabelled, deleted, added.
+        sent_for: Why it was sent: ``review`` (a box in the review band) or ``audit``.
     """
 
     sha256: str
     reviewer: str
     labels: list[dict[str, Any]] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
+    sent_for: str = "review"
 
     def to_json(self) -> dict[str, Any]:
         """The entry in the reviews file."""
@@ -45,6 +47,7 @@ class Reviewed:
             "reviewer": self.reviewer,
             "labels": self.labels,
             "changes": self.changes,
+            "sent_for": self.sent_for,
         }
 
 
@@ -64,7 +67,13 @@ def load_reviews(path: Path, shown: str) -> dict[str, Reviewed]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return {
-            sid: Reviewed(e["sha256"], e["reviewer"], list(e["labels"]), dict(e["changes"]))
+            sid: Reviewed(
+                e["sha256"],
+                e["reviewer"],
+                list(e["labels"]),
+                dict(e["changes"]),
+                str(e.get("sent_for", "review")),
+            )
             for sid, e in data["reviews"].items()
         }
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from pixelpipe import Category, Sample
+from pixelpipe.formats.base import write_atomic
 from pixelpipe.formats.cvat.writer import write_xml
-from pixelpipe.formats.labelstudio.writer import image_url, task, write_tasks
+from pixelpipe.formats.labelstudio.writer import image_url, label_config, task, write_tasks
 
 QUEUE_LABEL_STUDIO = "review/labelstudio.json"
 QUEUE_CVAT = "review/cvat.xml"
+QUEUE_CONFIG = "review/labelstudio-config.xml"
 
 
 def write_queue(
     out: Path,
-    queue: Sequence[tuple[Sample, list[str]]],
+    queue: Sequence[tuple[Sample, list[str], str]],
     names: dict[int, str],
     prefix: str,
     model: str | None,
@@ -25,7 +27,8 @@ def write_queue(
 
     Args:
         out: The stage's output folder.
-        queue: Each image to review with its routed labels, and each label's band.
+        queue: Each image to review with the model's boxes, each box's band, and why it
+            was sent (``review`` or ``audit``).
         names: Class id to name.
         prefix: What the tools' image paths start with.
         model: The model's name (Label Studio's ``model_version``).
@@ -37,21 +40,22 @@ def write_queue(
             names,
             image_url(sample.image, prefix),
             model_version=model or "model",
-            data={"pixelpipe_bands": bands},
+            data={"pixelpipe_bands": bands, "pixelpipe_sent_for": why},
         )
-        for sample, bands in ordered
+        for sample, bands, why in ordered
     ]
     write_tasks(out / QUEUE_LABEL_STUDIO, tasks)
+    write_atomic(out / QUEUE_CONFIG, label_config([n for _, n in sorted(names.items())]))
     categories = [Category(i, n) for i, n in sorted(names.items())]
-    write_xml(out / QUEUE_CVAT, [s for s, _ in ordered], categories, lambda s: s.id)
+    write_xml(out / QUEUE_CVAT, [s for s, _, _ in ordered], categories, lambda s: s.id)
     sent: dict[str, dict[str, Any]] = {}
-    for sample, bands in ordered:
-        routed = [a for a in sample.annotations if a.score is not None]
+    for sample, bands, why in ordered:
         sent[sample.id] = {
             "sha256": sample.sha256,
             "image": sample.image,
             "width": sample.width,
             "height": sample.height,
+            "sent_for": why,
             "boxes": [
                 {
                     "class": names.get(a.category_id, str(a.category_id)),
@@ -59,7 +63,7 @@ def write_queue(
                     "score": a.score,
                     "band": band,
                 }
-                for a, band in zip(routed, bands, strict=False)
+                for a, band in zip(sample.annotations, bands, strict=True)
             ],
         }
     return sent

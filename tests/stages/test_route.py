@@ -78,7 +78,8 @@ def test_the_queue_sorts_riskiest_first_in_label_studio_and_carries_scores_to_cv
     for task in queue:
         prediction = task["predictions"][0]
         scores = [region["score"] for region in prediction["result"]]
-        assert prediction["score"] == min(scores)
+        # an image whose boxes were all discarded goes with none (and no task score)
+        assert prediction.get("score") == (min(scores) if scores else None)
         for region in prediction["result"]:
             value = region["value"]
             assert 0 <= value["x"] <= 100 and 0 <= value["width"] <= 100
@@ -146,3 +147,29 @@ def test_what_was_not_sent_is_refused_and_nothing_is_written(
             export, routed / "data" / "route", routed / "data" / "pool", reviews, "reviews.json"
         )
     assert not reviews.exists()
+
+
+def test_peoples_labels_stay_and_only_the_models_boxes_go_to_review(routed: Path) -> None:
+    """On the labelled photos: a queued image sends the model's boxes, never the people's."""
+    pipeline = yaml.safe_load((routed / "pipelines" / "model-loop.yaml").read_text())
+    pipeline["stages"]["check"] = {"kind": "route", "inputs": "labelled"}
+    pipeline["params"] = "pipelines/mixed.params.yaml"
+    (routed / "pipelines" / "mixed.yaml").write_text(yaml.safe_dump(pipeline))
+    params = yaml.safe_load((routed / "pipelines" / "model-loop.params.yaml").read_text())
+    params["check"] = {"model": "detector", "audit": 1.0}
+    (routed / "pipelines" / "mixed.params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("labelled", "check"):
+        run_stage(routed, stage, "pipelines/mixed.yaml", workers=1)
+    sent = json.loads((routed / "data" / "check" / "review" / "sent.json").read_text())["images"]
+    people = {
+        r["id"]: [a for a in r["annotations"] if a["annotator"] != "detector"]
+        for r in Dataset(routed / "data" / "labelled").table.to_pylist()
+    }
+    assert sent and all(box["score"] is not None for e in sent.values() for box in e["boxes"])
+    assert {e["sent_for"] for e in sent.values()} <= {"review", "audit"}
+    # every image went (audit 1.0), each with the model's boxes only
+    assert set(sent) == set(people)
+    tasks = json.loads((routed / "data" / "check" / "review" / "labelstudio.json").read_text())
+    assert sum(len(t["predictions"][0]["result"]) for t in tasks) == sum(
+        len(e["boxes"]) for e in sent.values()
+    )
