@@ -11,6 +11,7 @@ what the reviewer changed against the boxes sent (:func:`pixelpipe.quality.routi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -83,7 +84,19 @@ def import_export(
     with tempfile.TemporaryDirectory() as alone:  # read the file, not the folder it sits in
         copy = Path(alone) / export.name
         shutil.copyfile(export, copy)
-        labels = detect.read(open_tree(str(copy)), fmt)
+        try:
+            labels = detect.read(open_tree(str(copy)), fmt)
+        except PixelpipeError as exc:  # name the user's file, not the copy
+            raise PixelpipeError(
+                [
+                    dataclasses.replace(
+                        p,
+                        message=p.message.replace(str(copy), str(export)),
+                        file=p.file.replace(str(copy), str(export)) if p.file else p.file,
+                    )
+                    for p in exc.problems
+                ]
+            ) from None
     if labels.format not in ("labelstudio", "cvat"):
         raise PixelpipeError(
             f"{export}: a Label Studio JSON export or a CVAT XML file, not {labels.format}"

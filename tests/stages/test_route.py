@@ -142,11 +142,13 @@ def test_what_was_not_sent_is_refused_and_nothing_is_written(
     export = tmp_path / "export.json"
     export.write_text(text[:-40] if edit == "broken" else text)
     reviews = tmp_path / "reviews.json"
-    with pytest.raises(PixelpipeError, match=message):
+    with pytest.raises(PixelpipeError, match=message) as raised:
         import_export(
             export, routed / "data" / "route", routed / "data" / "pool", reviews, "reviews.json"
         )
     assert not reviews.exists()
+    if edit == "broken":  # the line names the user's file, not a copy of it
+        assert str(raised.value).startswith(f"{export}:")
 
 
 def test_peoples_labels_stay_and_only_the_models_boxes_go_to_review(routed: Path) -> None:
