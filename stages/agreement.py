@@ -20,7 +20,7 @@ from pixelpipe import (
 )
 from pixelpipe.review.measure import agreement as measure
 from pixelpipe.review.report import render
-from stages._review.common import metrics_of, opener, plots_of, select
+from stages._review.common import gather, metrics_of, opener, plots_of, select
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -80,10 +80,11 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
     ```
     """
     (dataset,) = inputs
-    gathered = select(dataset, params.annotators, ctx, "annotators")
+    everything = gather(dataset)
+    gathered = select(everything, params.annotators, ctx, "annotators")
     truth = None
     if params.gold is not None:
-        truth = select(dataset, [params.gold], ctx, "gold")
+        truth = select(everything, [params.gold], ctx, "gold")
         gathered = gathered.without(params.gold)
     result = measure(gathered, params.iou, truth, params.worst)
     (ctx.output_dir / REPORT_JSON).write_text(

@@ -21,7 +21,7 @@ from pixelpipe.review.measure import agreement as measure
 from pixelpipe.review.merge import CONSENSUS
 from pixelpipe.review.merge import consensus as merge
 from pixelpipe.review.report import render
-from stages._review.common import metrics_of, opener, select
+from stages._review.common import gather, metrics_of, opener, select
 
 REVIEW_JSON = "review.json"
 REPORT_HTML = "report.html"
@@ -78,7 +78,7 @@ def consensus(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
     ```
     """
     (dataset,) = inputs
-    gathered = select(dataset, params.annotators, ctx, "annotators")
+    gathered = select(gather(dataset), params.annotators, ctx, "annotators")
     categories = gathered.class_map()
     ids = {c.name: c.id for c in categories}
     merged = merge(gathered, ids, params.quorum, params.iou, params.fusion)

@@ -238,6 +238,35 @@ def to_pixels(annotations: list[Annotation], width: int, height: int) -> list[An
     return out
 
 
+def writable(sample_id: str, index: int, annotation: Annotation, problems: Problems) -> bool:
+    """True when an annotation's numbers can be written; else records why, naming the sample.
+
+    Box, polygon and score must be finite numbers; a polygon part needs 3 points or more.
+    """
+    key = f"annotations[{index}]"
+    values = [*annotation.bbox, *(v for p in annotation.polygons or [] for v in p)]
+    if annotation.score is not None:
+        values.append(annotation.score)
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        problems.add(
+            "its box, polygon or score holds a value that is not a finite number",
+            sample_id,
+            None,
+            key,
+        )
+        return False
+    for part, points in enumerate(annotation.polygons or []):
+        if len(points) % 2 or len(points) < 6:
+            problems.add(
+                f"polygon part {part} needs at least 3 x, y pairs, got {len(points)} numbers",
+                sample_id,
+                None,
+                key,
+            )
+            return False
+    return True
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` beside ``path``, then rename it into place (old file or new, never half)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -89,9 +89,14 @@ class Gathered:
 
     def without(self, annotator: str) -> Gathered:
         """The same images without one annotator (the gold set, scored apart)."""
+        return self.only([a for a in self.annotators if a != annotator])
+
+    def only(self, annotators: Sequence[str]) -> Gathered:
+        """The same images with these annotators' labels only (images none of them saw go)."""
+        keep = set(annotators)
         images = []
         for one in self.images:
-            seen = [a for a in one.seen if a != annotator]
+            seen = [a for a in one.seen if a in keep]
             if not seen:
                 continue
             images.append(
@@ -101,14 +106,14 @@ class Gathered:
                     one.height,
                     one.image,
                     seen,
-                    {a: v for a, v in one.boxes.items() if a != annotator},
-                    {a: v for a, v in one.tags.items() if a != annotator},
-                    {a: v for a, v in one.annotations.items() if a != annotator},
+                    {a: v for a, v in one.boxes.items() if a in keep},
+                    {a: v for a, v in one.tags.items() if a in keep},
+                    {a: v for a, v in one.annotations.items() if a in keep},
                 )
             )
         return Gathered(
             images,
-            [a for a in self.annotators if a != annotator],
+            [a for a in self.annotators if a in keep],
             self.classes,
             list(self.notes),
             self.unnamed,

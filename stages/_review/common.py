@@ -10,11 +10,18 @@ from pixelpipe.review.gather import Gathered, ImageLabels, from_samples
 from pixelpipe.review.measure import FIGURES
 
 
-def select(dataset: Dataset, names: list[str], ctx: StageContext, key: str) -> Gathered:
-    """The manifest's labels per image and annotator; unknown names are a params error."""
-    gathered = from_samples(dataset.samples(), dataset.categories, names or None)
+def gather(dataset: Dataset) -> Gathered:
+    """The manifest's labels per image and annotator, read once."""
+    return from_samples(dataset.samples(), dataset.categories)
+
+
+def select(gathered: Gathered, names: list[str], ctx: StageContext, key: str) -> Gathered:
+    """The labels of the annotators ``names`` names (all when empty).
+
+    An unknown name is a params error (at ``key``), with a did-you-mean.
+    """
     if names:
-        every = from_samples(dataset.samples(), dataset.categories).annotators
+        every = gathered.annotators
         unknown = [n for n in names if n not in every]
         if unknown:
             raise PixelpipeError(
@@ -28,6 +35,7 @@ def select(dataset: Dataset, names: list[str], ctx: StageContext, key: str) -> G
                     for n in unknown
                 ]
             )
+        return gathered.only(names)
     return gathered
 
 

@@ -137,7 +137,7 @@ BAD = [
     (
         _sample(Annotation(1, (1.0, 1.0, 2.0, 2.0), score=math.nan)),
         {},
-        r"score nan is not a finite",
+        r"annotations\[0\]: its box, polygon or score holds a value that is not a finite",
     ),
     # an infinite box
     (_sample(Annotation(1, (1.0, 1.0, math.inf, 2.0))), {}, r"not a finite number"),

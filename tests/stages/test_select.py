@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from codes import far_codes
 from PIL import Image
 
 from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample, derive_seed
@@ -32,18 +33,7 @@ def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXELPIPE_TRACKING", "off")
 
 
-def far_codes(count: int, seed: int = 11, min_distance: int = 26) -> list[int]:
-    """64-bit codes at least ``min_distance`` bits apart from each other."""
-    rng = np.random.default_rng(seed)
-    found: list[int] = []
-    while len(found) < count:
-        code = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
-        if all(bin(code ^ other).count("1") >= min_distance for other in found):
-            found.append(code)
-    return found
-
-
-CODES = far_codes(40)
+CODES = far_codes(40, seed=11)
 
 
 def pred(category: int, score: float, model: str = "det", box: float = 10.0) -> Annotation:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from codes import far_codes
 
 from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample
 from pixelpipe.dataset import Dataset, write_dataset
@@ -25,17 +26,6 @@ CATEGORIES = [Category(1, "car"), Category(2, "person"), Category(3, "bike"), Ca
 @pytest.fixture(autouse=True)
 def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXELPIPE_TRACKING", "off")
-
-
-def far_codes(count: int, seed: int = 7, min_distance: int = 26) -> list[int]:
-    """64-bit codes at least ``min_distance`` bits apart from each other."""
-    rng = np.random.default_rng(seed)
-    found: list[int] = []
-    while len(found) < count:
-        code = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
-        if all(bin(code ^ other).count("1") >= min_distance for other in found):
-            found.append(code)
-    return found
 
 
 def flip(code: int, bits: int, offset: int = 0) -> int:

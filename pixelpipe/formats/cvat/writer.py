@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pixelpipe.dataset import Annotation, Category, Sample
-from pixelpipe.formats.base import Problems, number, write_atomic
+from pixelpipe.formats.base import Problems, number, writable, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
 
 VERSION = "1.1"
@@ -90,32 +90,6 @@ def _finish(element: ET.Element, annotation: Annotation, score_attribute: str) -
         _sub(element, "attribute", number(annotation.score)).set("name", score_attribute)
 
 
-def _check(sample: Sample, index: int, annotation: Annotation, problems: Problems) -> bool:
-    """True when the annotation's numbers can be written; else records why not."""
-    key = f"annotations[{index}]"
-    values = [*annotation.bbox, *(v for p in annotation.polygons or [] for v in p)]
-    if annotation.score is not None:
-        values.append(annotation.score)
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-        problems.add(
-            "its box, polygon or score holds a value that is not a finite number",
-            sample.id,
-            None,
-            key,
-        )
-        return False
-    for part, points in enumerate(annotation.polygons or []):
-        if len(points) % 2 or len(points) < 6:
-            problems.add(
-                f"polygon part {part} needs at least 3 x, y pairs, got {len(points)} numbers",
-                sample.id,
-                None,
-                key,
-            )
-            return False
-    return True
-
-
 def _image(
     root: ET.Element,
     index: int,
@@ -136,7 +110,7 @@ def _image(
             message = f"category id {annotation.category_id} is not in the class map"
             problems.add(message, sample.id, None, f"annotations[{position}]")
             continue
-        if not _check(sample, position, annotation, problems):
+        if not writable(sample.id, position, annotation, problems):
             continue
         if is_image_label(annotation):
             shapes = [_shape(image, "tag", label, annotation)]

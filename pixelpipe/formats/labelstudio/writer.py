@@ -16,7 +16,6 @@ a polygon ``"3.1"``...), which Label Studio keeps when an annotator accepts a pr
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 from pixelpipe.dataset import Annotation, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import Problems, write_atomic
+from pixelpipe.formats.base import Problems, writable, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
 from pixelpipe.sources import is_url
 
@@ -123,31 +122,6 @@ def _polygon(
     return result
 
 
-def _check(sample: Sample, index: int, annotation: Annotation, problems: Problems) -> bool:
-    """True when the annotation's numbers can be written; else records why not."""
-    key = f"annotations[{index}]"
-    numbers = [*annotation.bbox, *(v for p in annotation.polygons or [] for v in p)]
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
-        problems.add(
-            "its box or polygon holds a value that is not a finite number", sample.id, None, key
-        )
-        return False
-    score = annotation.score
-    if score is not None and not math.isfinite(score):
-        problems.add(f"score {score!r} is not a finite number", sample.id, None, key)
-        return False
-    for part, points in enumerate(annotation.polygons or []):
-        if len(points) % 2 or len(points) < 6:
-            problems.add(
-                f"polygon part {part} needs at least 3 x, y pairs, got {len(points)} numbers",
-                sample.id,
-                None,
-                key,
-            )
-            return False
-    return True
-
-
 def _results(sample: Sample, names: Mapping[int, str], problems: Problems) -> list[dict[str, Any]]:
     """The results of a sample's annotations, in their order; image labels as one result."""
     results: list[dict[str, Any]] = []
@@ -162,7 +136,7 @@ def _results(sample: Sample, names: Mapping[int, str], problems: Problems) -> li
                 f"annotations[{index}]",
             )
             continue
-        if not _check(sample, index, annotation, problems):
+        if not writable(sample.id, index, annotation, problems):
             continue
         score = annotation.score
         if is_image_label(annotation):
