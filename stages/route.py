@@ -57,8 +57,8 @@ class Params(StageParams):
     model: str | None = None
     """The annotator whose labels are routed; ``null``: every label with a score."""
     reviewed: Annotated[str, Dependency()] = ""
-    """The reviews file ``pixelpipe review import`` writes (e.g. ``reviews/route.json``): a
-    reviewed image leaves with the reviewer's labels. Empty: none yet."""
+    """The reviews file ``pixelpipe review import`` writes (``reviews/<stage>.json``, and it
+    says so when this is empty): a reviewed image leaves with the reviewer's labels."""
     image_prefix: str = ""
     """What the Label Studio tasks' image URLs start with, before the image's path in the
     project (a bucket, a web server); empty: Label Studio's local files,

@@ -56,11 +56,9 @@ def import_(
                 f"--stage {stage}: a stage of kind '{planned.kind.name}', not '{ROUTING_KIND}'"
             )
     reviewed = str(getattr(planned.params, "reviewed", "") or "")
-    if not reviewed:
-        raise PixelpipeError(
-            f"{loaded.params_file} {planned.name}.reviewed: set it (e.g. reviews/"
-            f"{planned.name}.json) so the stage reads the reviews this command writes"
-        )
+    unset = not reviewed
+    if unset:
+        reviewed = f"reviews/{planned.name}.json"
     done = import_export(
         export,
         root / DATA_DIR / planned.name,
@@ -74,4 +72,11 @@ def import_(
     people = ", ".join(f"{k} {v}" for k, v in sorted(done.reviewers.items()))
     out.print(f"imported {done.images} reviewed images ({people}) into {reviewed}")
     out.print(f"  boxes: {changes}")
-    out.print(f"  {done.pending} images sent are not reviewed yet; run `dvc repro` to use these")
+    out.print(f"  {done.pending} images sent are not reviewed yet")
+    if unset:
+        out.print(
+            f"set `{planned.name}.reviewed: {reviewed}` in {loaded.params_file}, then run "
+            "`pixelpipe compile` and `dvc repro` to use these reviews"
+        )
+    else:
+        out.print("run `dvc repro` to use these reviews")

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from pixelpipe.engine.loader import DEFAULT_PIPELINE, PARAMS_FILE, Pipeline, PlannedStage
-from pixelpipe.errors import PixelpipeError
+from pixelpipe.errors import PixelpipeError, Problem
 
 DVC_FILE = "dvc.yaml"
 DATA_DIR = "data"
@@ -149,6 +149,33 @@ def stale_reason(current: str, wanted: str) -> str | None:
     return "the file was edited by hand (comments or formatting differ)"
 
 
+def _check_inputs(pipeline: Pipeline) -> None:
+    """Files of the project that stages reading other stages name must exist.
+
+    DVC refuses to run a stage whose dependency is missing (and says so in its own words);
+    a source stage's folder is left out, since ``pixelpipe demo`` or the data arrives later.
+    """
+    problems = []
+    for planned in pipeline.stages:
+        if planned.kind.is_source:
+            continue
+        for field in planned.kind.dependency_params():
+            value = getattr(planned.params, field)
+            if not value or _URL.match(str(value)):
+                continue
+            path = Path(str(value)).expanduser()
+            if not (path if path.is_absolute() else pipeline.root / path).exists():
+                problems.append(
+                    Problem(
+                        f"{value} does not exist, and DVC needs every dependency to",
+                        file=pipeline.params_file,
+                        key=f"{planned.name}.{field}",
+                    )
+                )
+    if problems:
+        raise PixelpipeError(problems)
+
+
 def compile_pipeline(pipeline: Pipeline, check: bool = False) -> bool:
     """Write ``dvc.yaml``, or with ``check`` verify it is current.
 
@@ -156,8 +183,10 @@ def compile_pipeline(pipeline: Pipeline, check: bool = False) -> bool:
         True when the file changed (``check=False``) or is current (``check=True``).
 
     Raises:
-        PixelpipeError: With ``check``, when ``dvc.yaml`` is missing or stale.
+        PixelpipeError: With ``check``, when ``dvc.yaml`` is missing or stale; when a
+            stage that reads other stages names a file of the project that is not there.
     """
+    _check_inputs(pipeline)
     target = pipeline.root / DVC_FILE
     wanted = render(pipeline)
     current = target.read_text(encoding="utf-8") if target.exists() else None

@@ -146,3 +146,21 @@ def test_a_missing_entry_names_the_pipelines_own_params_file(tmp_path: Path) -> 
     (root / "pipelines" / "main.yaml").write_text(f"params: own.yaml\n{text}")
     with pytest.raises(PixelpipeError, match=r"own.yaml: no entry for stage 'publish'"):
         load_pipeline(root, "pipelines/main.yaml")
+
+
+def test_a_missing_file_a_later_stage_reads_is_a_compile_error(tmp_path: Path) -> None:
+    """DVC would refuse the stage in its own words: say which param names the file."""
+    repo = HERE.parents[1]
+    (tmp_path / "pipelines").mkdir()
+    for file in ("model-loop.yaml", "model-loop.params.yaml"):
+        shutil.copy(repo / "pipelines" / file, tmp_path / "pipelines" / file)
+    pipeline = load_pipeline(tmp_path, "pipelines/model-loop.yaml")
+    with pytest.raises(
+        PixelpipeError,
+        match=r"pipelines/model-loop.params.yaml route.reviewed: reviews/route.json does not "
+        r"exist, and DVC needs every dependency to",
+    ):
+        compile_pipeline(pipeline)
+    (tmp_path / "reviews").mkdir()
+    (tmp_path / "reviews" / "route.json").write_text('{"format": 1, "reviews": {}}\n')
+    assert compile_pipeline(pipeline)  # the source folders need not exist yet
