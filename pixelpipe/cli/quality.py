@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,15 +43,6 @@ def _opener(images: Path | None) -> Any:
         return None
 
     return find
-
-
-def _write_json(path: Path, value: Any) -> None:
-    from pixelpipe.dataset.model import canonical_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(json.loads(canonical_json(value)), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def _summary(result: dict[str, Any]) -> None:
@@ -112,12 +102,13 @@ def agreement(
     from pixelpipe.review.inputs import read_inputs
     from pixelpipe.review.measure import agreement as measure
     from pixelpipe.review.report import render
+    from pixelpipe.review.reviews import write_json
 
     _check_fraction("--iou", iou)
     gathered, truth = read_inputs(inputs, source_format, gold)
     result = measure(gathered, iou, truth, worst)
     if json_out is not None:
-        _write_json(json_out, result)
+        write_json(json_out, result)
         out.print(f"wrote {json_out}")
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +141,7 @@ def consensus(
     from pixelpipe.review.measure import agreement as measure
     from pixelpipe.review.merge import consensus as merge
     from pixelpipe.review.report import render
+    from pixelpipe.review.reviews import write_json
 
     _check_fraction("--quorum", quorum)
     _check_fraction("--iou", iou)
@@ -194,7 +186,7 @@ def consensus(
         out_dir / to,
         lambda s: Path(s.image) if s.image else None,
     )
-    _write_json(out_dir / "review.json", merged.review)
+    write_json(out_dir / "review.json", merged.review)
     result = measure(gathered, iou)
     (out_dir / "report.html").write_text(
         render("Consensus", result, gathered, merged, opener, {c.id: c.name for c in categories}),

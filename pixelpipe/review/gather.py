@@ -137,7 +137,6 @@ def _image(
     annotations: Iterable[Annotation],
     seen: Iterable[str],
     names: dict[int, str],
-    selected: Sequence[str] | None,
 ) -> tuple[ImageLabels, int]:
     by_annotator: dict[str, list[Annotation]] = {}
     unnamed = 0
@@ -147,8 +146,6 @@ def _image(
             continue
         by_annotator.setdefault(ann.annotator, []).append(ann)
     who = set(seen) | set(by_annotator)
-    if selected is not None:
-        who &= set(selected)
     one = ImageLabels(image_id, width, height, path, sorted(who))
     for name in one.seen:
         anns = by_annotator.get(name, [])
@@ -209,7 +206,6 @@ def from_label_set(labels: LabelSet) -> Gathered:
             annotations,
             item.annotators,
             names,
-            None,
         )
         unnamed += skipped
         if one.seen:
@@ -217,15 +213,12 @@ def from_label_set(labels: LabelSet) -> Gathered:
     return _finish(images, labels.categories, unnamed, [])
 
 
-def from_samples(
-    samples: Iterable[Sample], categories: list[Category], selected: Sequence[str] | None = None
-) -> Gathered:
+def from_samples(samples: Iterable[Sample], categories: list[Category]) -> Gathered:
     """Gather a manifest's samples; who saw an image is its ``annotated_by`` column if any.
 
     Args:
         samples: The manifest's samples.
         categories: The class map.
-        selected: Only these annotators; ``None``: all.
     """
     names = {c.id: c.name for c in categories}
     images: list[ImageLabels] = []
@@ -240,7 +233,6 @@ def from_samples(
             sample.annotations,
             seen,
             names,
-            selected,
         )
         unnamed += skipped
         if one.seen:

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from steps import ingest
 from tiny import write_tiny_coco
 
+from pixelpipe.dataset import Dataset
 from pixelpipe.errors import PixelpipeError
+
+
+def _ingest(root: Path, raw: Path, path: str, model: str) -> tuple[Dataset, dict[str, Any]]:
+    """Ingest the tiny COCO source with one model's predictions file."""
+    return ingest(
+        root,
+        source=str(raw),
+        format="coco",
+        annotations=["annotations.json"],
+        images="images",
+        predictions=[{"path": path, "model": model}],
+    )
 
 
 @pytest.fixture
@@ -24,14 +38,7 @@ def raw(tmp_path: Path) -> Path:
 
 
 def test_yolo_predictions_keep_their_scores_zero_included(raw: Path, tmp_path: Path) -> None:
-    dataset, _ = ingest(
-        tmp_path,
-        source=str(raw),
-        format="coco",
-        annotations=["annotations.json"],
-        images="images",
-        predictions=[{"path": "data.yaml", "model": "yolo11n"}],
-    )
+    dataset, _ = _ingest(tmp_path, raw, "data.yaml", "yolo11n")
     names = {c.id: c.name for c in dataset.categories}
     rows = {r["id"]: r for r in dataset.table.to_pylist()}
     predicted = [a for a in rows["img0.png"]["annotations"] if a["annotator"] == "yolo11n"]
@@ -51,14 +58,7 @@ def test_a_score_above_one_is_refused_naming_the_file(raw: Path, tmp_path: Path)
     with pytest.raises(
         PixelpipeError, match=r"score 87.0; a prediction's score is a number in \[0, 1\]"
     ):
-        ingest(
-            tmp_path,
-            source=str(raw),
-            format="coco",
-            annotations=["annotations.json"],
-            images="images",
-            predictions=[{"path": "data.yaml", "model": "yolo11n"}],
-        )
+        _ingest(tmp_path, raw, "data.yaml", "yolo11n")
 
 
 def test_label_studio_predictions_are_a_models_labels(raw: Path, tmp_path: Path) -> None:
@@ -93,14 +93,7 @@ def test_label_studio_predictions_are_a_models_labels(raw: Path, tmp_path: Path)
         ],
     }
     (raw / "tasks.json").write_text(json.dumps([task]))
-    dataset, _ = ingest(
-        tmp_path,
-        source=str(raw),
-        format="coco",
-        annotations=["annotations.json"],
-        images="images",
-        predictions=[{"path": "tasks.json", "model": "detector"}],
-    )
+    dataset, _ = _ingest(tmp_path, raw, "tasks.json", "detector")
     rows = {r["id"]: r for r in dataset.table.to_pylist()}
     (box,) = [a for a in rows["img1.png"]["annotations"] if a["annotator"] == "detector"]
     assert box["score"] == 0.4

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from codes import far_codes
 from PIL import Image
+from steps import after_source
 
-from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample, derive_seed
-from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe import Annotation, Category, PixelpipeError, Sample, derive_seed
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.runner import run_stage
 from pixelpipe.formats import labelstudio
 from pixelpipe.formats.base import ReadOptions
@@ -64,15 +64,7 @@ def make(index: int, annotations: list[Annotation], **extra: Any) -> Sample:
 
 def project(root: Path, samples: list[Sample], **params: Any) -> Path:
     """A project whose stage ``src`` holds ``samples``, with a ``select`` stage after it."""
-    builder = DatasetBuilder(CATEGORIES)
-    for sample in samples:
-        builder.add(sample)
-    write_dataset(root / "data" / "src", builder, stage="src", kind="ingest", params={}, inputs={})
-    (root / "pipelines").mkdir(parents=True, exist_ok=True)
-    stages = {"src": {"kind": "ingest"}, "select": {"kind": "select", "inputs": ["src"]}}
-    (root / "pipelines" / "p.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    (root / "params.yaml").write_text(yaml.safe_dump({"src": {}, "select": params}))
-    return root
+    return after_source(root, samples, CATEGORIES, "select", **params)
 
 
 def run(root: Path) -> tuple[list[str], dict[str, Any], dict[str, Any]]:

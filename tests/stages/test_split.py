@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from codes import far_codes
+from steps import after_source
 
-from pixelpipe import Annotation, Category, DatasetBuilder, PixelpipeError, Sample
-from pixelpipe.dataset import Dataset, write_dataset
+from pixelpipe import Annotation, Category, PixelpipeError, Sample
+from pixelpipe.dataset import Dataset
 from pixelpipe.engine.runner import run_stage
 from stages._split import assign
 
@@ -56,15 +56,7 @@ def make(index: int, **fields: Any) -> Sample:
 
 def project(root: Path, samples: list[Sample], **params: Any) -> Path:
     """A project whose stage ``src`` already holds ``samples``, with a ``split`` stage."""
-    builder = DatasetBuilder(CATEGORIES)
-    for sample in samples:
-        builder.add(sample)
-    write_dataset(root / "data" / "src", builder, stage="src", kind="ingest", params={}, inputs={})
-    (root / "pipelines").mkdir(parents=True, exist_ok=True)
-    stages = {"src": {"kind": "ingest"}, "split": {"kind": "split", "inputs": ["src"]}}
-    (root / "pipelines" / "p.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    (root / "params.yaml").write_text(yaml.safe_dump({"src": {}, "split": params}))
-    return root
+    return after_source(root, samples, CATEGORIES, "split", **params)
 
 
 def run_split(root: Path, workers: int = 1) -> tuple[dict[str, str], dict[str, Any]]:

@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pixelpipe.dataset import Dataset, write_dataset
+import yaml
+
+from pixelpipe.dataset import Category, Dataset, DatasetBuilder, Sample, write_dataset
 from pixelpipe.engine.context import StageContext
 from pixelpipe.engine.executor import Executor, SerialExecutor
 from pixelpipe.engine.registry import resolve
@@ -63,3 +65,19 @@ def ingest(
 
 def removed_reasons(dataset: Dataset) -> dict[str, str]:
     return {r["id"]: r["reason"] for r in dataset.removed().to_pylist()}
+
+
+def after_source(
+    root: Path, samples: list[Sample], categories: list[Category], kind: str, **params: Any
+) -> Path:
+    """A project whose stage ``src`` already holds ``samples``, with a stage of ``kind``
+    (named as the kind) after it in ``pipelines/p.yaml``, its params in ``params.yaml``."""
+    builder = DatasetBuilder(categories)
+    for sample in samples:
+        builder.add(sample)
+    write_dataset(root / "data" / "src", builder, stage="src", kind="ingest", params={}, inputs={})
+    (root / "pipelines").mkdir(parents=True, exist_ok=True)
+    stages = {"src": {"kind": "ingest"}, kind: {"kind": kind, "inputs": ["src"]}}
+    (root / "pipelines" / "p.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"src": {}, kind: params}))
+    return root
