@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import pyarrow as pa
 
 from pixelpipe import (
-    Category,
     Dataset,
     DatasetBuilder,
     Plot,
@@ -22,10 +20,10 @@ from pixelpipe import (
     stage,
     write_card,
 )
-from pixelpipe.formats.export import ExportOptions, class_ids, export
+from pixelpipe.formats.export import ExportOptions, class_ids, export, id_warnings
+from stages._publish import stats
 
 CLASS_MAP = "class_map.json"
-SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 BATCH_ROWS = 1024  # manifest rows decoded into samples at a time
 
 
@@ -70,7 +68,9 @@ class Samples(Sequence[Sample]):
 class Params(StageParams):
     """Params of the ``publish`` stage."""
 
-    formats: list[Literal["coco", "yolo", "voc", "imagefolder"]] = ["coco"]
+    formats: list[Literal["coco", "yolo", "voc", "imagefolder", "hf", "cvat", "labelstudio"]] = [
+        "coco"
+    ]
     """Export layouts to write, each into ``data/<stage>/<format>/``."""
     category_ids: Literal["auto", "preserve", "zero_based", "one_based"] = "auto"
     """Ids written: ``auto`` keeps COCO's and numbers YOLO's 0..n-1 (see docs/formats.md)."""
@@ -80,30 +80,47 @@ class Params(StageParams):
     """YOLO labels: ``detect`` (boxes) or ``segment`` (polygons; masks traced)."""
     yolo_include_crowd: bool = False
     """Write COCO crowd boxes into YOLO labels (Ultralytics' own converter leaves them out)."""
+    labelstudio_image_prefix: str = ""
+    """Label Studio image URLs start with this (a bucket, a web server); empty: local files."""
 
 
 @stage(
     "publish",
     params=Params,
     plots={
-        "instances": Plot(x="instances", y="class_split", title="instances per class and split")
+        "images": Plot(x="images", y="split", title="images per split"),
+        "instances": Plot(x="instances", y="class_split", title="instances per class and split"),
+        "box_sizes": Plot(x="boxes", y="size_split", title="boxes by size, sqrt(w*h)"),
+        "box_aspects": Plot(x="boxes", y="aspect_split", title="boxes by aspect, w/h"),
     },
 )
 def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
     """Write the dataset in each export format; the manifest passes through unchanged.
 
-    Every format gets the whole dataset and the same class map, in every split:
+    Every format gets the whole dataset and the same class map, in every split (samples
+    without one are the split ``unassigned``); each loads in its consumers without options
+    (docs/formats.md, "Exports"):
 
-    - ``coco/``: ``images/<id>``, ``annotations.json`` (every sample) and
-      ``annotations/<split>.json`` per split;
+    - ``coco/``: ``annotations/instances_<split>.json`` and ``images/<split>/<id>``, as
+      COCO 2017 lays it out (pycocotools, Datumaro, FiftyOne, Detectron2, supervision);
     - ``yolo/``: Ultralytics ``data.yaml`` (``train``/``val``/``test``, ``names``),
       ``images/<split>/`` and ``labels/<split>/``; boxes clipped to the image;
     - ``voc/``: ``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``,
       ``labelmap.txt``;
-    - ``imagefolder/``: ``<split>/<class>/<id>`` and a Hugging Face ``metadata.jsonl``.
+    - ``imagefolder/``: ``<split>/<class>/<id>`` and a Hugging Face ``metadata.jsonl``;
+    - ``hf/``: a Hugging Face dataset (``README.md`` card, Parquet shards under ``data/``)
+      that ``datasets.load_dataset`` loads and ``push_to_hub`` uploads as it is: ``image``,
+      ``objects`` (``bbox``, ``category`` as ``ClassLabel``...) and whole-image ``labels``;
+      it holds a copy of the image bytes, where the other exports hard-link them;
+    - ``cvat/``: ``annotations.xml`` (CVAT for images 1.1, splits as subsets) and
+      ``images/``, to upload into a CVAT task;
+    - ``labelstudio/``: ``tasks.json`` (the labels as annotations), ``label_config.xml``
+      and ``images/``, to import into a Label Studio project.
 
     ``class_map.json`` lists each category (id, name, parent) with the id the COCO and
-    YOLO exports write for it.
+    YOLO exports write for it. Plots (``dvc plots diff v1 v2`` shows what a release
+    changed): images and boxes per split, instances per class and split, box sizes and
+    aspects per split; metrics: images, boxes and whole-image labels per split.
 
     ```yaml
     # pipelines/default.yaml
@@ -113,11 +130,12 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
         inputs: dedupe
     # params.yaml
     publish:
-      formats: [coco, yolo]        # coco | yolo | voc | imagefolder
+      formats: [coco, yolo]        # coco | yolo | voc | imagefolder | hf | cvat | labelstudio
       category_ids: auto           # auto | preserve | zero_based | one_based
       voc_pixel_convention: corners
       yolo_task: detect            # detect | segment
       yolo_include_crowd: false
+      labelstudio_image_prefix: "" # e.g. s3://bucket/release/labelstudio/
     ```
     """
     (dataset,) = inputs
@@ -130,9 +148,13 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
         pixel_convention=params.voc_pixel_convention,
         yolo_task=params.yolo_task,
         include_crowd=params.yolo_include_crowd,
+        image_url_prefix=params.labelstudio_image_prefix,
     )
     ids = class_ids(categories, options, [f for f in params.formats if f in ("coco", "yolo")])
-    metrics: dict[str, int] = {"categories": len(categories)}
+    for warning in id_warnings(ids):
+        ctx.log.warning("%s", warning)
+    counted = stats.collect(dataset.table)
+    metrics: dict[str, object] = {"categories": len(categories), **stats.metrics(counted)}
 
     def image_source(sample: Sample) -> Path:
         return ctx.root / sample.image
@@ -176,31 +198,10 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
         json.dumps(class_map, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     write_card(ctx, inputs, out, params)  # data/publish/README.md, the dataset card
-    return StageResult(
-        output=out, metrics=metrics, plots={"instances": instances(samples, categories)}
-    )
-
-
-def instances(samples: Sequence[Sample], categories: list[Category]) -> list[dict[str, Any]]:
-    """Rows of the instances plot: one per class and split, in class-map and split order.
-
-    Every class of the class map appears in every split that has images (zero included), so
-    two versions' plots line up row for row in ``dvc plots diff``.
-    """
-    counts: Counter[tuple[int, str]] = Counter()
-    splits: set[str] = set()
-    for sample in samples:
-        split = sample.split or "unassigned"
-        splits.add(split)
-        counts.update((a.category_id, split) for a in sample.annotations)
-    order = sorted(splits, key=lambda s: (SPLIT_ORDER.get(s, len(SPLIT_ORDER)), s))
-    return [
-        {
-            "class_split": f"{c.name} / {split}",
-            "class": c.name,
-            "split": split,
-            "instances": counts[(c.id, split)],
-        }
-        for c in sorted(categories, key=lambda c: c.id)
-        for split in order
-    ]
+    plots = {
+        "images": stats.images_rows(counted),
+        "instances": stats.instances_rows(counted, categories),
+        "box_sizes": stats.histogram_rows(counted.sizes, stats.SIZE_BINS, "size", counted),
+        "box_aspects": stats.histogram_rows(counted.aspects, stats.ASPECT_BINS, "aspect", counted),
+    }
+    return StageResult(output=out, metrics=metrics, plots=plots)

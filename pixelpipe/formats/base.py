@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pixelpipe.dataset import Annotation, Category
+import numpy as np
+
+from pixelpipe.dataset import Annotation, Category, Sample
 from pixelpipe.errors import PixelpipeError, Problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 PixelConvention = Literal["corners", "inclusive"]
 IdPolicy = Literal["auto", "preserve", "zero_based", "one_based"]
 MAX_PROBLEMS = 50
+UNASSIGNED = "unassigned"
+"""The split every export writes samples without a split under (and the plots count)."""
 _SPLIT = re.compile(r"^(train|val|valid|validation|test|trainval|dev)(\d{4})?$", re.I)
 _SPLIT_ALIASES = {"valid": "val", "validation": "val", "dev": "val"}
 
@@ -168,6 +172,11 @@ class Problems:
         raise PixelpipeError(shown)
 
 
+def split_name(sample: Sample) -> str:
+    """The split a sample is exported under: its own, else :data:`UNASSIGNED`."""
+    return sample.split or UNASSIGNED
+
+
 def canonical_split(name: str | None) -> str | None:
     """A split name as pixelpipe writes it: ``valid``/``validation`` become ``val``.
 
@@ -194,10 +203,31 @@ def has_extension(name: str, extensions: Iterable[str]) -> bool:
 
 
 def number(value: float) -> str:
-    """The shortest text that reads back as exactly ``value`` (``540`` for 540.0)."""
+    """The shortest text that reads back as exactly ``value`` (``540`` for 540.0).
+
+    Never in exponent form (``0.00001``, not ``1e-05``): Datumaro's YOLO reader, for one,
+    drops a whole label file holding an exponent.
+    """
     if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
         return str(int(value))
-    return repr(float(value))
+    if not math.isfinite(value):
+        return repr(float(value))
+    return str(np.format_float_positional(float(value), trim="-"))
+
+
+FLAT = "__"
+"""What replaces each ``/`` of a sample id in the file names of flat exports."""
+
+
+def flat_name(sample_id: str) -> str:
+    """The file name a sample has in an export with one folder per split (YOLO, VOC).
+
+    ``unlabelled/retina.jpg`` is ``unlabelled__retina.jpg``: supervision lists only the
+    files right in an images folder, and Datumaro's YOLO import takes a subfolder for a
+    subset, so a sample id's folders are folded into its name. Two ids that fold to one
+    name are refused by the writers.
+    """
+    return sample_id.replace("/", FLAT)
 
 
 def parse_number(text: str | None) -> float | None:
@@ -396,8 +426,10 @@ def id_map(categories: Sequence[Category], policy: IdPolicy, fmt: str) -> dict[i
     """Map class-map ids to the ids a format export writes.
 
     ``preserve`` keeps ids; ``zero_based``/``one_based`` number the categories 0..n-1 or
-    1..n in id order; ``auto`` preserves for COCO and is ``zero_based`` for YOLO (whose
-    class indices must be 0..n-1).
+    1..n in id order; ``auto`` is ``zero_based`` for YOLO (whose class indices must be
+    0..n-1) and, for COCO, preserves ids unless one of them is 0 (a class map numbered by a
+    reader of a format without ids: VOC, YOLO, image folders, CVAT...), then ``one_based``:
+    Datumaro, Detectron2 and torchvision take category 0 for the background.
 
     Raises:
         PixelpipeError: When the policy cannot hold for the format (YOLO with ids that
@@ -405,7 +437,10 @@ def id_map(categories: Sequence[Category], policy: IdPolicy, fmt: str) -> dict[i
     """
     ordered = sorted(categories, key=lambda c: c.id)
     if policy == "auto":
-        policy = "zero_based" if fmt == "yolo" else "preserve"
+        if fmt == "yolo":
+            policy = "zero_based"
+        else:
+            policy = "one_based" if any(c.id == 0 for c in ordered) else "preserve"
     if policy == "preserve":
         ids = [c.id for c in ordered]
         if fmt == "yolo" and ids != list(range(len(ids))):

@@ -34,7 +34,13 @@ from pixelpipe.formats.base import (
     sample_id,
     to_pixels,
 )
-from pixelpipe.formats.export import EXPORT_FORMATS, ExportOptions, export
+from pixelpipe.formats.export import (
+    EXPORT_FORMATS,
+    ExportOptions,
+    class_ids,
+    export,
+    id_warnings,
+)
 from pixelpipe.formats.pixels import (
     ImageChecks,
     check_image,
@@ -198,7 +204,7 @@ def convert(
     Args:
         source: A folder, a label file, or a URL.
         target: The folder to write; must not exist, or be empty, unless ``overwrite``.
-        to: ``coco``, ``yolo``, ``voc`` or ``imagefolder``.
+        to: One of :data:`~pixelpipe.formats.export.EXPORT_FORMATS`.
         source_format: The format to read, or ``auto``.
         read_options: Reader options (VOC pixel convention, classes...).
         export_options: Writer options (category id policy...).
@@ -225,6 +231,9 @@ def convert(
     fmt = detect.detect(tree) if source_format == "auto" else source_format
     labels = detect.read(tree, fmt, read_options)
     report = Report(source_format=fmt, warnings=list(labels.warnings), categories=labels.categories)
+    if to in ("coco", "yolo"):
+        ids = class_ids(labels.categories, export_options or ExportOptions(), [to])
+        report.warnings += id_warnings(ids)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:

@@ -2,7 +2,8 @@
 
 Category ids: COCO writes the class map's ids (``preserve``) unless told otherwise;
 YOLO needs class indices 0..n-1, so ``auto`` numbers the categories in id order from 0;
-VOC and image folders write class names. See :func:`pixelpipe.formats.base.id_map`.
+VOC, image folders, CVAT and Label Studio write class names; the Hugging Face dataset
+numbers its ``ClassLabel`` 0..n-1 in id order. See :func:`pixelpipe.formats.base.id_map`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 
 from pixelpipe.dataset import Category, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats import coco, imagefolder, voc, yolo
+from pixelpipe.formats import coco, cvat, hf, imagefolder, labelstudio, voc, yolo
 from pixelpipe.formats.base import IdPolicy, PixelConvention, id_map
 
-EXPORT_FORMATS = ("coco", "yolo", "voc", "imagefolder")
+EXPORT_FORMATS = ("coco", "yolo", "voc", "imagefolder", "hf", "cvat", "labelstudio")
 ImageSource = Callable[[Sample], Path | None]
 Copied = Callable[[Sample, Path], None]
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -36,12 +37,15 @@ class ExportOptions:
         pixel_convention: VOC box convention (``corners`` or ``inclusive``).
         yolo_task: ``detect`` (boxes) or ``segment`` (polygons).
         include_crowd: Write COCO crowd boxes into YOLO labels.
+        image_url_prefix: Label Studio: what image URLs start with (a bucket, a web
+            server); empty: Label Studio's local files, relative to the export folder.
     """
 
     category_ids: IdPolicy = "auto"
     pixel_convention: PixelConvention = "corners"
     yolo_task: yolo.YoloTask = "detect"
     include_crowd: bool = False
+    image_url_prefix: str = ""
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -102,6 +106,22 @@ def class_ids(
     return {fmt: id_map(categories, options.category_ids, fmt) for fmt in formats}
 
 
+def id_warnings(ids: dict[str, dict[int, int]]) -> list[str]:
+    """Sentences about the ids of :func:`class_ids` that consumers may misread.
+
+    A COCO category id 0 (kept by ``preserve``) is valid COCO, and pycocotools loads it, but
+    Datumaro, Detectron2 and torchvision's detection references take category 0 for the
+    background.
+    """
+    if 0 in ids.get("coco", {}).values():
+        return [
+            "coco: category id 0 is written; several tools (Datumaro, Detectron2, torchvision) "
+            "take 0 for the background: category_ids `auto` or `one_based` numbers the "
+            "classes from 1"
+        ]
+    return []
+
+
 def export(
     fmt: str,
     samples: Sequence[Sample],
@@ -114,7 +134,7 @@ def export(
     """Write ``samples`` in ``fmt`` into the folder ``out``.
 
     Args:
-        fmt: ``coco``, ``yolo``, ``voc`` or ``imagefolder``.
+        fmt: One of :data:`EXPORT_FORMATS`.
         samples: The samples, in the order wanted (id order keeps outputs stable).
         categories: The class map, shared by every split.
         out: The folder to write (created).
@@ -156,4 +176,10 @@ def export(
         return voc.write(samples, categories, out, copy, options.pixel_convention)
     if fmt == "imagefolder":
         return imagefolder.write(samples, categories, out, copy)
+    if fmt == "hf":
+        return hf.write(samples, categories, out, image_source)
+    if fmt == "cvat":
+        return cvat.write(samples, categories, out, copy)
+    if fmt == "labelstudio":
+        return labelstudio.write(samples, categories, out, copy, options.image_url_prefix)
     raise PixelpipeError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")

@@ -112,7 +112,7 @@ def test_consensus_writes_coco_that_pycocotools_loads_and_a_review_list(
         ],
         tmp_path,
     )
-    coco = COCO(str(tmp_path / "merged" / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "merged" / "coco" / "annotations" / "instances_unassigned.json"))
     anns = coco.loadAnns(coco.getAnnIds())
     assert len(coco.getImgIds()) == 33
     assert anns and all(a["attributes"]["annotators"] for a in anns)

@@ -72,14 +72,16 @@ def test_demo_pipeline_end_to_end(demo_project: Path, run: Run) -> None:
         GOLDEN.write_text(golden_text(published_labels(root / "data" / "publish")))
     assert published_labels(root / "data" / "publish") == json.loads(GOLDEN.read_text())
 
-    coco = COCO(str(root / "data" / "publish" / "coco" / "annotations.json"))
-    assert sorted(coco.getCatIds()) == [1, 4, 17, 47, 50, 85, 91]
-    assert coco.loadCats(91)[0]["name"] == "rocket"
     published = json.loads((root / "data" / "publish" / "dataset.json").read_text())["counts"]
-    assert len(coco.getImgIds()) == published["samples"]
     assert set(published["splits"]) == {"train", "val", "test"}
-    for image in coco.loadImgs(coco.getImgIds()):
-        assert (root / "data" / "publish" / "coco" / image["file_name"]).is_file()
+    exported = root / "data" / "publish" / "coco"
+    for split, count in published["splits"].items():
+        coco = COCO(str(exported / "annotations" / f"instances_{split}.json"))
+        assert sorted(coco.getCatIds()) == [1, 4, 17, 47, 50, 85, 91]
+        assert coco.loadCats(91)[0]["name"] == "rocket"
+        assert len(coco.getImgIds()) == count
+        for image in coco.loadImgs(coco.getImgIds()):
+            assert (exported / "images" / split / image["file_name"]).is_file()
     metrics = json.loads((root / "reports" / "ingest.json").read_text())
     assert metrics["removed_by_reason"] == {"unreadable": 1}
 

@@ -24,7 +24,9 @@ def test_review_pipeline_runs_with_dvc_on_the_review_demo(project: Path, run: Ru
     assert "up to date" in run(["dvc", "status"], project).stdout
     from pycocotools.coco import COCO
 
-    coco = COCO(str(project / "data" / "release" / "coco" / "annotations.json"))
+    coco = COCO(
+        str(project / "data" / "release" / "coco" / "annotations" / "instances_unassigned.json")
+    )
     anns = coco.loadAnns(coco.getAnnIds())
     assert len(coco.getImgIds()) == 33
     assert anns and all(a["attributes"]["annotators"] for a in anns)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from bounded import bounded, error_lines
+from cocofiles import coco_file
 from PIL import Image
 
 from pixelpipe.errors import PixelpipeError
@@ -186,7 +187,7 @@ def test_the_largest_id_that_fits_goes_through(tmp_path: Path, entry: str) -> No
     if entry == "convert":
         result = bounded([PIXELPIPE, "convert", "coco", "out", "--to", "coco"], tmp_path)
         assert result.returncode == 0, result.stderr
-        written = json.loads((tmp_path / "out/annotations.json").read_text())
+        written = json.loads(coco_file(tmp_path / "out").read_text())
         assert [c["id"] for c in written["categories"]] == [BIG - 1]
     else:
         _project(tmp_path)

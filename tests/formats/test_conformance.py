@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cocofiles import coco_file
 
 from pixelpipe.dataset import Category
 from pixelpipe.formats import coco, voc, yolo
@@ -123,7 +124,7 @@ def test_coco256_yolo_agrees_with_coco_on_every_non_crowd_box(
 
 
 def _read_coco_dir(folder: Path) -> LabelSet:
-    return coco.read(open_tree(str(folder)), ReadOptions(annotations=["annotations.json"]))
+    return coco.read(open_tree(str(folder)), ReadOptions())
 
 
 def _category_names(categories: Iterable[Category]) -> list[str]:
@@ -161,7 +162,7 @@ def test_coco_round_trip_keeps_every_box_and_category(
     assert count == 939
     if middle == "voc":
         assert sum(a.iscrowd for i in returned.items for a in i.annotations) == 10
-    api = COCO(str(tmp_path / "back/annotations.json"))
+    api = COCO(str(coco_file(tmp_path / "back")))
     assert len(api.getImgIds()) == 128 and len(api.getAnnIds()) == 939
     config = (tmp_path / middle / ("data.yaml" if middle == "yolo" else "labelmap.txt")).read_text()
     if middle == "yolo":
@@ -173,6 +174,6 @@ def test_exported_coco_splits_share_the_class_map(corpora: Path, tmp_path: Path)
     source = corpora / "formats/datumaro/coco_dataset/coco_instances"
     convert(str(source), tmp_path / "out", "coco")
     files = sorted((tmp_path / "out/annotations").glob("*.json"))
-    assert [f.name for f in files] == ["train.json", "val.json"]
+    assert [f.name for f in files] == ["instances_train.json", "instances_val.json"]
     maps = [json.loads(f.read_text())["categories"] for f in files]
     assert maps[0] == maps[1] and [c["id"] for c in maps[0]] == [1, 2, 4]

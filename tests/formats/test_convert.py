@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cocofiles import coco_file, image_folder
 from pycocotools.coco import COCO
 
 from pixelpipe.errors import PixelpipeError
@@ -78,12 +79,12 @@ def test_convert_labelformat_to_its_own_coco(
     assert f"{fmt} -> coco: 2 images, 16 annotations" in result.stdout
     assert f"{copied} image files copied" in result.stdout
     reference = _boxes(corpora / LABELFORMAT / "COCO/train.json")
-    converted = _boxes(tmp_path / "out/annotations.json")
+    converted = _boxes(coco_file(tmp_path / "out"))
     assert _worst(reference, converted) <= tolerance
     if copied:
-        document = json.loads((tmp_path / "out/annotations.json").read_text())
-        for image in document["images"]:
-            assert (tmp_path / "out" / image["file_name"]).is_file()
+        written = coco_file(tmp_path / "out")
+        for image in json.loads(written.read_text())["images"]:
+            assert (image_folder(written) / image["file_name"]).is_file()
 
 
 def test_convert_to_every_format_and_back(corpora: Path, tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_convert_to_every_format_and_back(corpora: Path, tmp_path: Path) -> None
         assert _cli(str(source), fmt, "--to", fmt, cwd=tmp_path).returncode == 0
         back = _cli(fmt, f"{fmt}-back", "--to", "coco", "--from", fmt, cwd=tmp_path)
         assert back.returncode == 0, back.stderr
-        assert _worst(reference, _boxes(tmp_path / f"{fmt}-back/annotations.json")) < 1e-3
+        assert _worst(reference, _boxes(coco_file(tmp_path / f"{fmt}-back"))) < 1e-3
     folders = _cli(str(source), "folders", "--to", "imagefolder", cwd=tmp_path)
     assert "skipped_not_single_class: 2" in folders.stdout  # both photos hold several classes
 
@@ -217,10 +218,10 @@ def test_convert_keeps_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     write_named(source, b"ok.jpg", jpeg())
     result = _cli(str(source), "out", "--to", "coco", "--from", "images", cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    document = json.loads((tmp_path / "out/annotations.json").read_text(encoding="utf-8"))
+    document = json.loads(coco_file(tmp_path / "out").read_text(encoding="utf-8"))
     names = sorted(image["file_name"] for image in document["images"])
-    assert names == ["images/bad%FF%FEname.jpg", "images/ok.jpg"]
-    assert (tmp_path / "out/images/bad%FF%FEname.jpg").read_bytes() == jpeg()
+    assert names == ["bad%FF%FEname.jpg", "ok.jpg"]
+    assert (tmp_path / "out/images/unassigned/bad%FF%FEname.jpg").read_bytes() == jpeg()
 
 
 def test_convert_reports_pillow_warnings_once_per_image(corpora: Path, tmp_path: Path) -> None:

@@ -212,3 +212,20 @@ def test_the_real_export_layout_is_matched(corpora: Path, tmp_path: Path) -> Non
     for path in ("annotations/image", "annotations/image/box", "annotations/image/polygon"):
         assert ours[path] - real[path] <= {"source", "occluded"}, path
     assert ours["annotations/image/box"] - real["annotations/image/box"] == {"source"}
+
+
+def test_a_bad_sample_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.xml")
+    before = path.read_bytes()
+    bad = [*SAMPLES, _sample("z.jpg", 8, 8, Annotation(1, (0, 0, math.inf, 1)))]  # written last
+    with pytest.raises(PixelpipeError, match=r"z\.jpg annotations\[0\]"):
+        _write(path, bad)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml"]  # no temporary left
+
+
+def test_subsets_without_a_split_write_the_same_task(tmp_path: Path) -> None:
+    plain = _write(tmp_path / "a.xml").read_bytes()
+    path = tmp_path / "b.xml"
+    cvat.write_xml(path, SAMPLES, CATEGORIES, lambda s: s.id, task_name="a", subsets=True)
+    assert path.read_bytes() == plain  # no sample has a split: a task, no subsets

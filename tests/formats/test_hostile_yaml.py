@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from bounded import bounded, error_lines
+from cocofiles import coco_file
 from PIL import Image
 
 PIXELPIPE = str(Path(sys.executable).parent / "pixelpipe")
@@ -107,8 +108,8 @@ def test_a_yaml_that_cannot_be_read_beside_the_dataset_file_is_not_read(tmp_path
     )
     result = bounded([PIXELPIPE, "convert", "yolo", "out", "--to", "coco"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "out/annotations.json").read_text())["categories"] == [
-        {"id": 0, "name": "cat", "supercategory": ""}
+    assert json.loads(coco_file(tmp_path / "out").read_text())["categories"] == [
+        {"id": 1, "name": "cat", "supercategory": ""}  # YOLO's 0, numbered from 1 for COCO
     ]
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "yolo/pwned").exists()
 

@@ -251,3 +251,16 @@ def test_annotation_index(ls_id: Any, index: int | None) -> None:
     assert labelstudio.annotation_index(ls_id) == index
     if index is not None:
         assert labelstudio.annotation_index(labelstudio.region_id(index, 2)) == index
+
+
+def test_write_tasks_streams_and_leaves_the_file_as_it_was_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    labelstudio.write_tasks(path, [{"data": {"image": "a.jpg"}}])
+    before = path.read_bytes()
+    made = ({"data": {"image": f"{i}.jpg", "x": math.nan if i == 2 else i}} for i in range(3))
+    with pytest.raises(PixelpipeError, match=r"tasks\.json: a task cannot be written as JSON"):
+        labelstudio.write_tasks(path, made)  # a generator: the third task is bad
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.json"]  # no temporary left
+    labelstudio.write_tasks(path, ({"data": {"image": f"{i}.jpg"}} for i in range(2)))
+    assert path.read_text() == '[\n{"data":{"image":"0.jpg"}},\n{"data":{"image":"1.jpg"}}\n]\n'

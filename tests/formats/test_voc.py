@@ -217,7 +217,7 @@ def test_write_then_read_keeps_boxes_attributes_and_class_order(tmp_path: Path) 
         labels = voc.read(open_tree(str(out)), ReadOptions(pixel_convention=convention))  # type: ignore[arg-type]
         assert [c.name for c in labels.categories] == ["zebra", "ant", "unused"]
         (item,) = labels.items
-        assert item.image == "JPEGImages/sub/a b.ü.png" and item.split == "train"
+        assert item.image == "JPEGImages/sub__a b.ü.png" and item.split == "train"
         first, second = item.annotations
         assert first.bbox == (0.5, 1.25, 10.0, 3.0) and first.category_id == 1
         assert first.attributes == {"difficult": True, "note": "x", "truncated": False}

@@ -154,5 +154,5 @@ def test_convert_accounts_for_every_hostile_file(
     assert int(written.group(1)) + int(skipped.group(1)) == _images_found(hostile_source)
     assert int(written.group(1)) == kept, "convert keeps exactly what ingest keeps"
     assert "too_large: generated/bomb.png" in result.stdout or int(skipped.group(1)) > 10
-    assert (tmp_path / "out/images/generated/bad%FF%FEname.jpg").is_file()
+    assert (tmp_path / "out/images/unassigned/generated/bad%FF%FEname.jpg").is_file()
     assert not list((tmp_path / "out").rglob("bomb.png"))

@@ -89,17 +89,22 @@ def _expected(crowd: bool = True) -> dict[str, list[tuple[str, tuple[float, ...]
 
 def test_every_format_with_one_class_map(upstream: Path) -> None:
     out, metrics = _publish(upstream, formats=["coco", "yolo", "voc", "imagefolder"])
-    # COCO: the class map's ids, every category in every split file
-    whole = json.loads((out / "coco/annotations.json").read_text())
-    splits = [
-        json.loads((out / f"coco/annotations/{s}.json").read_text()) for s in ("train", "val")
+    # COCO: COCO's layout, the class map's ids, every category in every split file
+    assert sorted(p.name for p in (out / "coco/annotations").iterdir()) == [
+        "instances_train.json",
+        "instances_val.json",
     ]
-    assert [c["id"] for c in whole["categories"]] == [1, 3, 7, 9]
-    assert all(s["categories"] == whole["categories"] for s in splits)
-    assert {i["file_name"] for i in splits[1]["images"]} == {
-        "images/val/c.jpg",
-        "images/val/empty.jpg",
+    splits = {
+        s: json.loads((out / f"coco/annotations/instances_{s}.json").read_text())
+        for s in ("train", "val")
     }
+    assert [c["id"] for c in splits["train"]["categories"]] == [1, 3, 7, 9]
+    assert splits["val"]["categories"] == splits["train"]["categories"]
+    assert {i["file_name"] for i in splits["val"]["images"]} == {"val/c.jpg", "val/empty.jpg"}
+    for split, document in splits.items():  # file_name is relative to images/<split>/
+        assert all(
+            (out / "coco/images" / split / i["file_name"]).is_file() for i in document["images"]
+        )
     # YOLO: Ultralytics keys, indices 0..n-1 in id order, crowd left out
     config = yaml.safe_load((out / "yolo/data.yaml").read_text())
     assert config == {
@@ -116,7 +121,7 @@ def test_every_format_with_one_class_map(upstream: Path) -> None:
         "cup:::",
         "unused:::",
     ]
-    assert (out / "voc/ImageSets/Main/val.txt").read_text() == "val/c\nval/empty\n"
+    assert (out / "voc/ImageSets/Main/val.txt").read_text() == "val__c\nval__empty\n"
     assert (out / "voc/ImageSets/Main/trainval.txt").is_file()
     # image folders: only single-class images, with their metadata
     assert sorted(
@@ -141,7 +146,7 @@ def test_exports_read_back_to_the_same_boxes(upstream: Path) -> None:
         names = labels.category_names()
         assert sorted(names.values()) == sorted(c.name for c in CATEGORIES), fmt
         got = {
-            Path(i.image).name: _by_name(
+            Path(i.image).name.rsplit("__")[-1]: _by_name(
                 [
                     (names[a.category_id], a.bbox)
                     for a in (to_pixels(i.annotations, 100, 80) if i.normalized else i.annotations)
@@ -150,7 +155,7 @@ def test_exports_read_back_to_the_same_boxes(upstream: Path) -> None:
             for i in labels.items
         }
         assert got == _expected(), fmt
-        assert {Path(i.image).name: i.split for i in labels.items} == {
+        assert {Path(i.image).name.rsplit("__")[-1]: i.split for i in labels.items} == {
             Path(k).name: v[0] for k, v in BOXES.items()
         }, fmt
 
@@ -159,11 +164,15 @@ def test_exported_coco_loads_in_pycocotools(upstream: Path) -> None:
     from pycocotools.coco import COCO
 
     out, _ = _publish(upstream)
-    api = COCO(str(out / "coco/annotations.json"))
-    assert sorted(api.getCatIds()) == [1, 3, 7, 9]
-    assert len(api.getAnnIds(iscrowd=False)) == 3 and len(api.getAnnIds()) == 4
-    for image in api.loadImgs(api.getImgIds()):
-        assert (out / "coco" / image["file_name"]).is_file()
+    boxes, crowd = 0, 0
+    for split in ("train", "val"):
+        api = COCO(str(out / f"coco/annotations/instances_{split}.json"))
+        assert sorted(api.getCatIds()) == [1, 3, 7, 9]
+        boxes += len(api.getAnnIds())
+        crowd += len(api.getAnnIds()) - len(api.getAnnIds(iscrowd=False))
+        for image in api.loadImgs(api.getImgIds()):
+            assert (out / "coco/images" / split / image["file_name"]).is_file()
+    assert (boxes, crowd) == (4, 1)
 
 
 POLICIES = [
@@ -188,10 +197,11 @@ def test_category_id_policy(
     upstream: Path, policy: str, coco_ids: list[int], yolo_ids: list[int] | None, error: str | None
 ) -> None:
     out, _ = _publish(upstream, formats=["coco"], category_ids=policy)
-    document = json.loads((out / "coco/annotations.json").read_text())
-    assert [c["id"] for c in document["categories"]] == coco_ids
-    names = {c["id"]: c["name"] for c in document["categories"]}
-    assert {names[a["category_id"]] for a in document["annotations"]} == {"person", "car", "cup"}
+    documents = [json.loads(p.read_text()) for p in (out / "coco/annotations").iterdir()]
+    assert [c["id"] for c in documents[0]["categories"]] == coco_ids
+    names = {c["id"]: c["name"] for c in documents[0]["categories"]}
+    used = {names[a["category_id"]] for d in documents for a in d["annotations"]}
+    assert used == {"person", "car", "cup"}
     if error:
         with pytest.raises(PixelpipeError, match=error):
             _publish(upstream, formats=["yolo"], category_ids=policy)
@@ -202,7 +212,7 @@ def test_category_id_policy(
 
 def test_voc_inclusive_convention(upstream: Path) -> None:
     out, _ = _publish(upstream, formats=["voc"], voc_pixel_convention="inclusive")
-    text = (out / "voc/Annotations/val/c.xml").read_text()
+    text = (out / "voc/Annotations/val__c.xml").read_text()
     assert "<xmin>61</xmin>" in text and "<xmax>90.5</xmax>" in text
     labels = voc.read(open_tree(str(out / "voc")), ReadOptions(pixel_convention="inclusive"))
     (box,) = next(i for i in labels.items if i.image.endswith("c.jpg")).annotations
@@ -211,5 +221,5 @@ def test_voc_inclusive_convention(upstream: Path) -> None:
 
 def test_yolo_segment_task(upstream: Path) -> None:
     out, _ = _publish(upstream, formats=["yolo"], yolo_task="segment")
-    line = (out / "yolo/labels/val/val/c.txt").read_text().split()
+    line = (out / "yolo/labels/val/val__c.txt").read_text().split()
     assert line[0] == "2" and len(line) == 9  # a box written as a 4-point polygon

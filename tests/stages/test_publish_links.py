@@ -23,6 +23,7 @@ from pixelpipe.dataset import (
 from pixelpipe.dataset.images import objects_dir
 from pixelpipe.engine.registry import resolve
 from pixelpipe.formats import coco
+from pixelpipe.formats.base import flat_name
 from stages.publish import Samples
 
 CATEGORIES = [Category(1, "cat"), Category(4, "dog", "animal")]
@@ -69,9 +70,9 @@ def _publish(root: Path, formats: list[str]) -> Path:
 def _exported(out: Path, sample: Sample) -> list[Path]:
     folder = sample.split or "unassigned"
     return [
-        out / "coco" / "images" / sample.id,
-        out / "yolo" / "images" / folder / sample.id,
-        out / "voc" / "JPEGImages" / sample.id,
+        out / "coco" / "images" / folder / sample.id,
+        out / "yolo" / "images" / folder / flat_name(sample.id),
+        out / "voc" / "JPEGImages" / flat_name(sample.id),
     ]
 
 
@@ -105,7 +106,7 @@ def test_images_are_copied_where_links_are_refused(tmp_path: Path) -> None:
     try:
         stored.symlink_to(target)  # the store's file lives on another file system
         out = _publish(tmp_path, ["coco"])
-        exported = out / "coco" / "images" / sample.id
+        exported = out / "coco" / "images" / (sample.split or "unassigned") / sample.id
         assert exported.read_bytes() == target.read_bytes()
         assert not exported.is_symlink() and exported.stat().st_ino != target.stat().st_ino
     finally:
@@ -118,19 +119,19 @@ def test_coco_documents_are_streamed_to_the_bytes_of_one_document(tmp_path: Path
     samples = list(dataset.samples())
 
     def name(sample: Sample) -> str:
-        return f"images/{sample.id}"
+        return sample.id
 
     expected = tmp_path / "expected.json"
-    coco.write_json(expected, coco.dump(samples, CATEGORIES, name))
-    assert (out / "coco" / "annotations.json").read_bytes() == expected.read_bytes()
-    for split in ("train", "val"):
+    for split in ("train", "val", None):
         members = [s for s in samples if s.split == split]
         coco.write_json(expected, coco.dump(members, CATEGORIES, name))
-        streamed = out / "coco" / "annotations" / f"{split}.json"
+        streamed = out / "coco" / "annotations" / f"instances_{split or 'unassigned'}.json"
         assert streamed.read_bytes() == expected.read_bytes(), split
-    assert (
-        json.loads((out / "coco" / "annotations.json").read_text())["annotations"][-1]["id"] == 10
-    )
+    assert sorted(p.name for p in (out / "coco" / "annotations").iterdir()) == [
+        "instances_train.json",
+        "instances_unassigned.json",
+        "instances_val.json",
+    ]
 
 
 def test_an_empty_dataset_and_unlabelled_images_make_valid_coco(tmp_path: Path) -> None:
@@ -147,7 +148,11 @@ def test_an_empty_dataset_and_unlabelled_images_make_valid_coco(tmp_path: Path) 
             inputs={},
         )
         out = _publish(tmp_path, ["coco"])
-        document = json.loads((out / "coco" / "annotations.json").read_text())
+        written = out / "coco" / "annotations" / "instances_unassigned.json"
+        if not count:  # no sample, no subset
+            assert not (out / "coco" / "annotations").exists()
+            continue
+        document = json.loads(written.read_text())
         assert (len(document["images"]), document["annotations"]) == (count, [])
         assert [c["id"] for c in document["categories"]] == [1, 4]
 

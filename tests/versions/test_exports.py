@@ -56,7 +56,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_digest_covers_the_exported_files(released: Path) -> None:
     data = Dataset(released / "data" / "publish")
     listed = data.files().column("path").to_pylist()
-    assert "coco/annotations.json" in listed and "class_map.json" in listed
+    assert "coco/annotations/instances_unassigned.json" in listed and "class_map.json" in listed
     assert not any(p.startswith("images/") or p in ("README.md", "dataset.json") for p in listed)
     assert data.info["files"]["count"] == len(listed)
     data.verify()  # what was written is what is listed
@@ -67,7 +67,7 @@ def test_an_id_policy_change_is_a_new_digest_and_diff_names_the_exports(released
     assert result["identical"] is False
     assert result["a"]["digest"] != result["b"]["digest"]
     assert result["images"] == {"added": [], "removed": [], "changed": []}
-    assert "coco/annotations.json" in result["files"]["changed"]
+    assert "coco/annotations/instances_unassigned.json" in result["files"]["changed"]
     assert "class_map.json" in result["files"]["changed"]
     shown = sh(["pixelpipe", "diff", "v1", "v2"], released).stdout
     assert "exported files" in shown and "identical content" not in shown
@@ -77,11 +77,13 @@ def test_a_tampered_export_is_refused(released: Path, tmp_path: Path) -> None:
     copy = tmp_path / "v1"
     sh(["pixelpipe", "get", "v1", "--out", str(copy)], released)
     Dataset(copy).verify()  # the copy as fetched is whole
-    coco = copy / "coco" / "annotations.json"
+    coco = copy / "coco" / "annotations" / "instances_unassigned.json"
     document = json.loads(coco.read_text(encoding="utf-8"))
     document["annotations"].pop()
     coco.write_text(json.dumps(document), encoding="utf-8")
-    with pytest.raises(PixelpipeError, match=r"coco/annotations\.json: content differs"):
+    with pytest.raises(
+        PixelpipeError, match=r"coco/annotations/instances_unassigned\.json: content differs"
+    ):
         log_dataset(copy, root=released)
 
 
@@ -89,7 +91,7 @@ def test_a_tampered_export_is_refused(released: Path, tmp_path: Path) -> None:
     ("change", "message"),
     [
         # an exported image removed
-        (lambda d: next((d / "coco" / "images").iterdir()).unlink(), "missing"),
+        (lambda d: next((d / "coco" / "images" / "unassigned").iterdir()).unlink(), "missing"),
         # a file added beside the exports
         (lambda d: (d / "coco" / "extra.txt").write_text("x"), "coco/extra.txt: not part of"),
         # the class map rewritten
@@ -106,17 +108,28 @@ def test_every_export_change_is_named(
         Dataset(copy).verify()
 
 
-def test_dvc_plots_render_and_diff_across_versions(released: Path) -> None:
-    rows = json.loads((released / "reports/plots/publish/instances.json").read_text())
-    assert {"class_split", "class", "split", "instances"} <= set(rows[0])
+PLOTS = [
+    # (plot, the field on the y axis, what each row also holds)
+    ("instances", "class_split", {"class", "split", "instances"}),  # per class and split
+    ("images", "split", {"images", "boxes"}),  # per split
+    ("box_sizes", "size_split", {"size", "split", "boxes"}),  # sqrt(w*h) bins per split
+    ("box_aspects", "aspect_split", {"aspect", "split", "boxes"}),  # w/h bins per split
+]
+
+
+@pytest.mark.parametrize(("plot", "y", "fields"), PLOTS)
+def test_dvc_plots_render_and_diff_across_versions(
+    released: Path, plot: str, y: str, fields: set[str]
+) -> None:
+    path = f"reports/plots/publish/{plot}.json"
+    rows = json.loads((released / path).read_text())
+    assert rows and {y, *fields} <= set(rows[0])
     shown = json.loads(sh(["dvc", "plots", "show", "--json"], released).stdout)
-    (entry,) = shown["data"]["reports/plots/publish/instances.json"]
+    (entry,) = shown["data"][path]
     assert entry["type"] == "vega"
-    assert {v["class_split"] for v in entry["content"]["data"]["values"]} == {
-        r["class_split"] for r in rows
-    }
+    assert {v[y] for v in entry["content"]["data"]["values"]} == {r[y] for r in rows}
     diffed = json.loads(sh(["dvc", "plots", "diff", "v1", "v2", "--json"], released).stdout)
-    (entry,) = diffed["data"]["reports/plots/publish/instances.json"]
+    (entry,) = diffed["data"][path]
     assert set(entry["revisions"]) == {"v1", "v2"}
 
 

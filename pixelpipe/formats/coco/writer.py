@@ -1,20 +1,20 @@
-"""Writing COCO: instances documents and the ``images/`` + ``annotations`` layout.
+"""Writing COCO: instances documents, in the layout COCO itself uses.
 
 :func:`dump` builds a document (image ids 1..N, annotation ids 1..M, category ids as in
 the class map unless mapped), :func:`write_json` writes it compactly as UTF-8, and
-:func:`write` writes ``images/<id>``, ``annotations.json`` and one
-``annotations/<split>.json`` per split, streaming the same bytes entry by entry.
+:func:`write` writes one ``annotations/instances_<split>.json`` and one
+``images/<split>/`` folder per split, streaming the same bytes entry by entry.
 """
 
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from pixelpipe.dataset import Category, Sample
+from pixelpipe.formats.base import split_name
 
 INFO = {"description": "exported by pixelpipe"}
 
@@ -147,12 +147,13 @@ def write(
     copy_image: Callable[[Sample, Path], bool],
     ids: Mapping[int, int] | None = None,
 ) -> dict[str, int]:
-    """Write a COCO layout into ``out``.
+    """Write the COCO layout into ``out``, one subset per split.
 
-    ``images/<id>``, ``annotations.json`` with every sample and, when samples have
-    splits, ``annotations/<split>.json`` per split. ``file_name`` is ``images/<id>``,
-    relative to ``out``. Every file holds the whole class map. The documents are written
-    as the samples go by (twice), so memory does not grow with the dataset.
+    ``annotations/instances_<split>.json`` (COCO 2017's names: ``instances_val2017.json``)
+    and ``images/<split>/<id>`` (where Datumaro looks for a subset's images); ``file_name``
+    is the sample id, relative to ``images/<split>/``. Samples without a split are the split
+    ``unassigned``. Every file holds the whole class map. The documents are written as the
+    samples go by (twice), so memory does not grow with the dataset.
 
     Args:
         samples: The samples, in id order (iterated twice).
@@ -164,29 +165,21 @@ def write(
     Returns:
         Counts: ``images``, ``boxes``.
     """
-
-    def file_name(sample: Sample) -> str:
-        return posixpath.join("images", sample.id)
-
     mapping = _mapping(categories, ids)
-    every = _Stream(out / "annotations.json")
     splits: dict[str, _Stream] = {}
     images = 0
     try:
         for sample in samples:
-            if copy_image(sample, out / file_name(sample)):
+            split = split_name(sample)
+            if copy_image(sample, out / "images" / split / sample.id):
                 images += 1
-            every.image(sample, file_name(sample))
-            if sample.split:
-                if sample.split not in splits:
-                    splits[sample.split] = _Stream(out / "annotations" / f"{sample.split}.json")
-                splits[sample.split].image(sample, file_name(sample))
+            if split not in splits:
+                splits[split] = _Stream(out / "annotations" / f"instances_{split}.json")
+            splits[split].image(sample, sample.id)
         for sample in samples:
-            every.annotations(sample, mapping)
-            if sample.split:
-                splits[sample.split].annotations(sample, mapping)
+            splits[split_name(sample)].annotations(sample, mapping)
     finally:
         written = _categories(categories, mapping)
-        for stream in [every, *splits.values()]:
+        for stream in splits.values():
             stream.close(written)
-    return {"images": images, "boxes": every.boxes}
+    return {"images": images, "boxes": sum(s.boxes for s in splits.values())}

@@ -5,7 +5,8 @@ CVAT writes boxes as continuous corners in pixels (``xtl ytl xbr ybr``), so they
 reads boxes, polygons and tags with their attributes; the writer
 (:mod:`~pixelpipe.formats.cvat.writer`) writes samples with their scores in a declared
 ``number`` attribute (CVAT has no confidence of its own), which the reader maps back to
-``score``.
+``score``, and :func:`~pixelpipe.formats.cvat.writer.write` the export folder
+(``annotations.xml`` and ``images/<sample id>``, splits as each image's ``subset``).
 """
 
 from pixelpipe.formats.cvat.reader import (
@@ -21,7 +22,7 @@ from pixelpipe.formats.cvat.reader import (
     read,
     root_tag,
 )
-from pixelpipe.formats.cvat.writer import write_xml
+from pixelpipe.formats.cvat.writer import write, write_xml
 
 __all__ = [
     "NAME",
@@ -35,5 +36,6 @@ __all__ = [
     "parse_meta",
     "read",
     "root_tag",
+    "write",
     "write_xml",
 ]

@@ -11,7 +11,9 @@ with an empty result records that its annotator saw the image and labelled nothi
 (:attr:`~pixelpipe.formats.base.Item.annotators`). With ``ReadOptions.predictions`` the
 tasks' ``predictions`` are read instead of their ``annotations`` (the annotator is the
 model's ``model_version``, each region keeps its ``score``, 0.0 included, else takes the
-prediction's; an explicit ``null`` is no score); otherwise they are only counted.
+prediction's; an explicit ``null`` is no score); otherwise they are only counted. A
+task's ``data.split`` (text, as :func:`~pixelpipe.formats.labelstudio.writer.write` puts
+it) is its item's split.
 :func:`url_to_path` turns the URLs Label Studio writes into relative paths, and an
 :class:`~pixelpipe.formats.base.ImageFinder` maps them to the tree's files.
 """
@@ -33,9 +35,11 @@ from pixelpipe.formats.base import (
     LabelSet,
     ReadOptions,
     Removal,
+    canonical_split,
 )
 from pixelpipe.formats.coco.document import decode
 from pixelpipe.formats.imagefolder import image_label
+from pixelpipe.formats.labelstudio.writer import SPLIT
 from pixelpipe.formats.named import NamedReader, label_files
 from pixelpipe.sources import Tree, is_url, public_url, safe_relative
 
@@ -197,6 +201,7 @@ class _Task:
     annotators: list[str] = field(default_factory=list)
     size: tuple[int, int, str] | None = None
     rotated: str | None = None
+    split: str | None = None
 
 
 class _Reader(NamedReader):
@@ -253,7 +258,8 @@ class _Reader(NamedReader):
         url = self.image_url(task["data"], entries, key)
         if url is None:
             return
-        found = _Task()
+        split = task["data"].get(SPLIT)
+        found = _Task(split=canonical_split(split.strip()) if isinstance(split, str) else None)
         for index, entry in enumerate(entries):
             where = f"{key}.{read}[{index}]"
             if self.options.predictions:
@@ -434,6 +440,9 @@ class _Reader(NamedReader):
         item = self.items.get(path)
         if item is None:
             item = self.items[path] = Item(image=path, normalized=True, origin=where)
+        if found.split and item.split and found.split != item.split:
+            self.bad(f"{path} is in split {found.split!r} here but {item.split!r} in {item.origin}")
+        item.split = item.split or found.split
         if found.size is not None:
             width, height, size_key = found.size
             if item.width is None or item.height is None:

@@ -9,21 +9,25 @@ result from ``class``, all on ``image``; coordinates are percent (0-100) of the 
 top-left origin, written as exact floats, so the reader gives back the same pixels (within
 1e-6 px). Result ids are the annotation's index in the sample (``"3"``; the extra parts of
 a polygon ``"3.1"``...), which Label Studio keeps when an annotator accepts a prediction.
-:func:`write_tasks` writes the tasks atomically; :func:`label_config` is the project's
-``<View>`` with the same control names.
+:func:`write_tasks` writes the tasks atomically, one at a time; :func:`label_config` is
+the project's ``<View>`` with the same control names. :func:`write` writes an export folder
+to review: ``tasks.json`` (each sample's labels as a completed annotation, its split as
+``data.split``), ``label_config.xml`` and ``images/<sample id>``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-from pixelpipe.dataset import Annotation, Sample
+from pixelpipe.dataset import Annotation, Category, Sample
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.formats.base import Problems, writable, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
@@ -35,6 +39,11 @@ POLYGONS = "polygon"
 CHOICES = "class"
 RESERVED = (IMAGE, "pixelpipe_id", "pixelpipe_sha256")
 """The ``data`` keys :func:`task` writes itself."""
+SPLIT = "split"
+"""The ``data`` key :func:`write` puts a sample's split in (the reader reads it back)."""
+TASKS = "tasks.json"
+CONFIG = "label_config.xml"
+IMAGES = "images"
 _ID = re.compile(r"^(\d+)(?:\.\d+)?$")
 
 
@@ -231,30 +240,45 @@ def task(
     return {"data": task_data, "predictions": [prediction]}
 
 
-def write_tasks(path: Path, tasks: Sequence[dict[str, Any]]) -> None:
+def write_tasks(path: Path, tasks: Iterable[dict[str, Any]]) -> None:
     """Write tasks as Label Studio's import JSON: a list, one task a line, UTF-8.
 
     Keys are sorted and floats written as Python's shortest exact text, so the same tasks
-    give the same bytes. The file is written beside ``path`` and renamed into place.
+    give the same bytes. The tasks are written one at a time (a generator is never held
+    whole) into a file beside ``path``, renamed into place once all are written.
 
     Args:
         path: The file to write (its folder is created).
         tasks: The tasks, from :func:`task`.
 
     Raises:
-        PixelpipeError: When a task holds a value JSON cannot write (NaN, an object).
+        PixelpipeError: When a task holds a value JSON cannot write (NaN, an object);
+            ``path`` is then left as it was.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        lines = [
-            json.dumps(
-                t, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            )
-            for t in tasks
-        ]
-    except (TypeError, ValueError) as exc:
-        raise PixelpipeError(f"{path}: a task cannot be written as JSON: {exc}") from None
-    text = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
-    write_atomic(path, text)
+        with staged.open("w", encoding="utf-8", newline="\n") as stream:
+            first = True
+            for made in tasks:
+                try:
+                    line = json.dumps(
+                        made,
+                        sort_keys=True,
+                        ensure_ascii=False,
+                        allow_nan=False,
+                        separators=(",", ":"),
+                    )
+                except (TypeError, ValueError) as exc:
+                    raise PixelpipeError(
+                        f"{path}: a task cannot be written as JSON: {exc}"
+                    ) from None
+                stream.write(("[\n" if first else ",\n") + line)
+                first = False
+            stream.write("[]\n" if first else "\n]\n")
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def label_config(
@@ -302,3 +326,83 @@ def label_config(
         lines.append(f"  </{tag}>")
     lines.append("</View>")
     return "\n".join(lines) + "\n"
+
+
+def write(
+    samples: Sequence[Sample],
+    categories: Sequence[Category],
+    out: Path,
+    copy_image: Callable[[Sample, Path], bool],
+    image_url_prefix: str = "",
+) -> dict[str, int]:
+    """Write a Label Studio export folder to review into ``out``.
+
+    ``tasks.json`` holds one task per sample (:func:`task`), its labels as a completed
+    annotation (reviewers correct them, and Label Studio's JSON export reads back as
+    ``labelstudio``), its split as ``data.split`` so reviewers can filter by it, and its
+    image at ``image_url("images/<id>", image_url_prefix)``; ``label_config.xml`` is the
+    project's labelling config (the classes in id order, ``PolygonLabels`` when a sample
+    has a polygon, whole-image ``Choices`` when one has an image label, several of them
+    allowed when one has two or more); ``images/<sample id>`` holds the images. With an
+    empty prefix the URLs are Label Studio's local files
+    (``/data/local-files/?d=images/<id>``): serve the folder with
+    ``LOCAL_FILES_SERVING_ENABLED=true`` and ``LOCAL_FILES_DOCUMENT_ROOT`` set to it.
+    Scores are written on the results; Label Studio reads them from predictions only.
+
+    Args:
+        samples: The samples, in id order.
+        categories: The class map.
+        out: The folder to write.
+        copy_image: Copies a sample's image to a path; returns False when there is none.
+        image_url_prefix: What image URLs start with (a bucket, a web server holding the
+            folder); empty: Label Studio's local files.
+
+    Returns:
+        Counts: ``images`` (files written), ``boxes``, ``polygons`` (one per part),
+        ``image_labels`` and ``masks_as_boxes`` (masks without polygons, among ``boxes``).
+
+    Raises:
+        PixelpipeError: Before anything is written, listing every problem: a class map
+            Label Studio cannot show (no class, a name empty or repeated), a sample that
+            :func:`task` refuses.
+    """
+    names = {c.id: c.name for c in sorted(categories, key=lambda c: c.id)}
+    classes = list(names.values())
+    label_config(classes)  # refuses a class map it cannot show, before anything is written
+
+    def made(sample: Sample) -> dict[str, Any]:
+        url = image_url(f"{IMAGES}/{sample.id}", image_url_prefix)
+        data = {SPLIT: sample.split} if sample.split else None
+        return task(sample, names, url, model_version=None, as_predictions=False, data=data)
+
+    problems = Problems()
+    counts: Counter[str] = Counter(boxes=0, polygons=0, image_labels=0, masks_as_boxes=0)
+    multiple = False
+    for sample in samples:
+        try:
+            made(sample)
+        except PixelpipeError as exc:
+            problems.extend(exc)
+            continue
+        labels = sum(1 for a in sample.annotations if is_image_label(a))
+        multiple = multiple or labels > 1
+        counts["image_labels"] += labels
+        for annotation in sample.annotations:
+            if is_image_label(annotation):
+                continue
+            if annotation.polygons:
+                counts["polygons"] += len(annotation.polygons)
+            else:
+                counts["boxes"] += 1
+                counts["masks_as_boxes"] += int(annotation.rle is not None)
+    problems.raise_if_any()
+    write_tasks(out / TASKS, (made(sample) for sample in samples))
+    config = label_config(
+        classes,
+        counts["image_labels"] > 0,
+        polygons=counts["polygons"] > 0,
+        multiple=multiple,
+    )
+    write_atomic(out / CONFIG, config)
+    images = sum(1 for sample in samples if copy_image(sample, out / IMAGES / sample.id))
+    return {"images": images, **counts}

@@ -15,7 +15,7 @@ from typing import Any
 
 from pixelpipe.dataset import Category, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import PixelConvention, number
+from pixelpipe.formats.base import PixelConvention, flat_name, number
 from pixelpipe.formats.voc.conventions import (
     ANNOTATIONS,
     FLAGS,
@@ -122,7 +122,8 @@ def write(
 ) -> dict[str, int]:
     """Write a VOC layout into ``out``.
 
-    ``Annotations/<id stem>.xml``, ``JPEGImages/<id>``, ``ImageSets/Main/<split>.txt``
+    ``Annotations/<stem>.xml``, ``JPEGImages/<name>`` (the name is the sample id with its
+    folders folded in: :func:`~pixelpipe.formats.base.flat_name`), ``ImageSets/Main/<split>.txt``
     (plus ``trainval.txt`` when there are ``train`` and ``val``) and ``labelmap.txt``
     (the class map in id order, so reading it back keeps every class and its order).
 
@@ -148,7 +149,7 @@ def write(
             )
     stems: dict[str, str] = {}
     for sample in samples:
-        stem = posixpath.splitext(sample.id)[0]
+        stem = posixpath.splitext(flat_name(sample.id))[0]
         if stem in stems:
             raise PixelpipeError(
                 f"VOC export: '{sample.id}' and '{stems[stem]}' would share the annotation "
@@ -158,11 +159,12 @@ def write(
     counts = {"images": 0, "boxes": 0, "masks_not_written": 0}
     splits: dict[str, list[str]] = {}
     for sample in samples:
-        stem = posixpath.splitext(sample.id)[0]
+        name = flat_name(sample.id)
+        stem = posixpath.splitext(name)[0]
         xml = out / ANNOTATIONS / f"{stem}.xml"
         xml.parent.mkdir(parents=True, exist_ok=True)
-        xml.write_bytes(dump(sample, names, sample.id, convention))
-        if copy_image(sample, out / IMAGES / sample.id):
+        xml.write_bytes(dump(sample, names, name, convention))
+        if copy_image(sample, out / IMAGES / name):
             counts["images"] += 1
         counts["boxes"] += len(sample.annotations)
         counts["masks_not_written"] += sum(

@@ -16,7 +16,7 @@ import yaml
 
 from pixelpipe.dataset import Category, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import number
+from pixelpipe.formats.base import flat_name, number, split_name
 
 YoloTask = Literal["detect", "segment"]
 
@@ -109,6 +109,8 @@ def write(
 ) -> dict[str, int]:
     """Write an Ultralytics layout into ``out``.
 
+    Images are ``images/<split>/<name>``, labels ``labels/<split>/<name stem>.txt``, the
+    name being the sample id with its folders folded in (:func:`~pixelpipe.formats.base.flat_name`).
     Samples without a split go to ``unassigned`` when others have one; when none has,
     images are in ``images/`` and ``data.yaml`` names it as both ``train`` and ``val``
     (Ultralytics needs ``val``). Without a ``val`` split, ``val`` repeats ``train``.
@@ -136,9 +138,10 @@ def write(
     seen: dict[str, str] = {}
     folders: set[str] = set()
     for sample in samples:
-        folder = (sample.split or "unassigned") if use_splits else ""
+        folder = split_name(sample) if use_splits else ""
         folders.add(folder)
-        stem = posixpath.splitext(sample.id)[0]
+        name = flat_name(sample.id)
+        stem = posixpath.splitext(name)[0]
         label_rel = posixpath.join("labels", folder, f"{stem}.txt")
         if label_rel in seen:
             raise PixelpipeError(
@@ -152,7 +155,7 @@ def write(
         label = out / label_rel
         label.parent.mkdir(parents=True, exist_ok=True)
         label.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        if copy_image(sample, out / "images" / folder / sample.id):
+        if copy_image(sample, out / "images" / folder / name):
             totals["images"] += 1
     config: dict[str, Any] = {}
     if use_splits:

@@ -108,7 +108,9 @@ def _assert_leak_free(root: Path) -> dict[str, int]:
     assert not crossing
     assert report["leak_check"]["result"] == "clean"
     for split in ("train", "val", "test"):
-        assert (root / "data" / "publish" / "coco" / "annotations" / f"{split}.json").is_file()
+        assert (
+            root / "data" / "publish" / "coco" / "annotations" / f"instances_{split}.json"
+        ).is_file()
     return {s: sum(1 for r in originals if r["split"] == s) for s in ("train", "val", "test")}
 
 

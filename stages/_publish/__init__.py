@@ -1,0 +1,1 @@
+"""Helpers of the ``publish`` stage: what a release holds, as DVC plots and metrics."""
