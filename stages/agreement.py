@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from pixelpipe import (
     Dataset,
     DatasetBuilder,
+    Dependency,
     PixelpipeError,
     Plot,
     Problem,
@@ -20,6 +22,8 @@ from pixelpipe import (
 )
 from pixelpipe.review.measure import agreement as measure
 from pixelpipe.review.report import render
+from pixelpipe.taxonomy import Taxonomy, load
+from pixelpipe.taxonomy import check as check_taxonomy
 from stages._review.common import gather, metrics_of, opener, plots_of, select
 
 REPORT_JSON = "report.json"
@@ -44,6 +48,10 @@ class Params(StageParams):
     """How many of the lowest-agreement images the report shows."""
     fail_below: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Fail the stage when Krippendorff's alpha is below this (``null``: never fail)."""
+    taxonomy: Annotated[str, Dependency(check=check_taxonomy)] = ""
+    """A class hierarchy (``configs/taxonomy/<name>.yaml``): matched boxes and image labels
+    of differing classes earn partial credit, reported as ``hierarchical_agreement``;
+    empty: none."""
 
 
 @stage("agreement", params=Params, plots=PLOTS)
@@ -62,7 +70,10 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
     definitions). Writes ``report.json`` (the figures, as ``pixelpipe agreement --json``)
     and ``report.html`` (the annotator x annotator matrix, per-class figures, the worst
     images with every annotator's boxes in its own colour). ``fail_below`` makes a low
-    alpha fail the stage, so CI stops before training on labels nobody agrees on.
+    alpha fail the stage, so CI stops before training on labels nobody agrees on. With a
+    ``taxonomy``, matched pairs of differing classes earn partial credit (the depth of their
+    lowest common ancestor over the deeper depth: ``sedan`` and ``suv`` under ``car`` under
+    ``vehicle`` earn 2/3), reported as ``hierarchical_agreement`` beside the figures.
 
     ```yaml
     # pipelines/review.yaml
@@ -77,16 +88,18 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
       gold: null          # e.g. expert
       worst: 20
       fail_below: null    # e.g. 0.6
+      taxonomy: ""        # e.g. configs/taxonomy/vehicles.yaml
     ```
     """
     (dataset,) = inputs
+    tree = _taxonomy(params.taxonomy, ctx.root)  # a bad file stops the stage before the work
     everything = gather(dataset)
     gathered = select(everything, params.annotators, ctx, "annotators")
     truth = None
     if params.gold is not None:
         truth = select(everything, [params.gold], ctx, "gold")
         gathered = gathered.without(params.gold)
-    result = measure(gathered, params.iou, truth, params.worst)
+    result = measure(gathered, params.iou, truth, params.worst, tree)
     (ctx.output_dir / REPORT_JSON).write_text(
         json.dumps(result, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -108,7 +121,18 @@ def agreement(inputs: list[Dataset], params: Params, ctx: StageContext) -> Stage
         )
     out = DatasetBuilder(dataset.categories)
     out.add_table(dataset.table)
-    return StageResult(output=out, metrics=metrics_of(result), plots=plots_of(result))
+    metrics = metrics_of(result)
+    if result.get("hierarchical_agreement") is not None:
+        metrics["hierarchical_agreement"] = result["hierarchical_agreement"]
+    return StageResult(output=out, metrics=metrics, plots=plots_of(result))
+
+
+def _taxonomy(path: str, root: Path) -> Taxonomy | None:
+    """The ``taxonomy`` param's file, loaded (relative to the project), or ``None``."""
+    if not path:
+        return None
+    file = Path(path).expanduser()
+    return load(file if file.is_absolute() else root / file, path)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, overload
+from typing import Annotated, Literal, overload
 
 import pyarrow as pa
+from pydantic import Field
 
 from pixelpipe import (
     Dataset,
     DatasetBuilder,
+    Dependency,
     Plot,
     Sample,
     StageContext,
@@ -21,7 +23,8 @@ from pixelpipe import (
     write_card,
 )
 from pixelpipe.formats.export import ExportOptions, class_ids, export, id_warnings
-from stages._publish import stats
+from pixelpipe.taxonomy import check as check_taxonomy
+from stages._publish import depth, stats
 
 CLASS_MAP = "class_map.json"
 BATCH_ROWS = 1024  # manifest rows decoded into samples at a time
@@ -82,6 +85,12 @@ class Params(StageParams):
     """Write COCO crowd boxes into YOLO labels (Ultralytics' own converter leaves them out)."""
     labelstudio_image_prefix: str = ""
     """Label Studio image URLs start with this (a bucket, a web server); empty: local files."""
+    class_depth: int | None = Field(default=None, ge=1)
+    """Publish the classes at this depth of the hierarchy (1: the roots, sedans become
+    vehicles); ``null``: as labelled. Deeper than the hierarchy: as labelled."""
+    taxonomy: Annotated[str, Dependency(check=check_taxonomy)] = ""
+    """The hierarchy ``class_depth`` reads (``configs/taxonomy/<name>.yaml``); empty: the
+    class map's parents (COCO's ``supercategory``)."""
 
 
 @stage(
@@ -95,7 +104,7 @@ class Params(StageParams):
     },
 )
 def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
-    """Write the dataset in each export format; the manifest passes through unchanged.
+    """Write the dataset in each export format; the manifest passes through, flattened if asked.
 
     Every format gets the whole dataset and the same class map, in every split (samples
     without one are the split ``unassigned``); each loads in its consumers without options
@@ -117,6 +126,11 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     - ``labelstudio/``: ``tasks.json`` (the labels as annotations), ``label_config.xml``
       and ``images/``, to import into a Label Studio project.
 
+    With ``class_depth``, every class first becomes its ancestor at that depth of the
+    ``taxonomy`` (or of the class map's parents): the manifest, the class map and every
+    export hold the flattened classes, kept classes keep their ids and new ancestors get
+    the next ones (``stages/_publish/depth.py``).
+
     ``class_map.json`` lists each category (id, name, parent) with the id the COCO and
     YOLO exports write for it. Plots (``dvc plots diff v1 v2`` shows what a release
     changed): images and boxes per split, instances per class and split, box sizes and
@@ -136,13 +150,20 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
       yolo_task: detect            # detect | segment
       yolo_include_crowd: false
       labelstudio_image_prefix: "" # e.g. s3://bucket/release/labelstudio/
+      class_depth: null            # e.g. 1: sedan -> vehicle
+      taxonomy: ""                 # e.g. configs/taxonomy/cars.yaml; "": the class map's
     ```
     """
     (dataset,) = inputs
-    samples = Samples(dataset.table)
-    categories = dataset.categories
+    table, categories = dataset.table, dataset.categories
+    levels: dict[str, object] = {}
+    if params.class_depth is not None:
+        flat = depth.flatten(dataset, params.class_depth, params.taxonomy, ctx)
+        table, categories = flat.table, flat.classes.categories
+        levels = {"class_depth": flat.classes.depth}
+    samples = Samples(table)
     out = DatasetBuilder(categories)
-    out.add_table(dataset.table)
+    out.add_table(table)
     options = ExportOptions(
         category_ids=params.category_ids,
         pixel_convention=params.voc_pixel_convention,
@@ -153,8 +174,12 @@ def publish(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRe
     ids = class_ids(categories, options, [f for f in params.formats if f in ("coco", "yolo")])
     for warning in id_warnings(ids):
         ctx.log.warning("%s", warning)
-    counted = stats.collect(dataset.table)
-    metrics: dict[str, object] = {"categories": len(categories), **stats.metrics(counted)}
+    counted = stats.collect(table)  # after flattening: instances per published class
+    metrics: dict[str, object] = {
+        "categories": len(categories),
+        **levels,
+        **stats.metrics(counted),
+    }
 
     def image_source(sample: Sample) -> Path:
         return ctx.root / sample.image

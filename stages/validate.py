@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
 from pydantic import Field
@@ -14,6 +14,7 @@ from pixelpipe import (
     Annotation,
     Dataset,
     DatasetBuilder,
+    Dependency,
     PixelpipeError,
     Plot,
     Problem,
@@ -23,15 +24,18 @@ from pixelpipe import (
     stage,
 )
 from pixelpipe.dataset import write_parquet
+from pixelpipe.taxonomy import check as check_taxonomy
+from pixelpipe.taxonomy import load as load_taxonomy
 from stages._validate.checking import Converted, ImageWork
 from stages._validate.classes import check_classes
 from stages._validate.findings import Box, Finding
 from stages._validate.images import ImageConfig, ImageReport
 from stages._validate.labels import check_labels
 from stages._validate.report import ReportData, placeholder, render
-from stages._validate.rules import CRASH, ORDER, TIMEOUT, DeclaredSize
+from stages._validate.rules import CRASH, ORDER, TAXONOMY_RULES, TIMEOUT, DeclaredSize
 from stages._validate.ruleset import RuleSet, load_ruleset
 from stages._validate.tasks import ThumbTask
+from stages._validate.taxonomy import ClassPlan, level_counts, plan_classes
 from stages._validate.workers import release
 
 WARNINGS_COLUMN = "validate_warnings"
@@ -63,6 +67,10 @@ class Params(StageParams):
     """Thumbnails per rule in ``report.html``; further samples are listed without one."""
     thumbnail_size: int = Field(default=192, ge=32, le=1024)
     """Longest side of report thumbnails, in pixels."""
+    taxonomy: Annotated[str, Dependency(check=check_taxonomy)] = ""
+    """A class hierarchy (``configs/taxonomy/<name>.yaml``) for the rules ``unknown_class``,
+    ``renamed_class`` and ``not_leaf``, the class map's parents and the metrics per level;
+    empty: none (those rules are off)."""
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -124,10 +132,15 @@ def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageR
     severity ``error`` (quarantine the sample: ``removed.parquet`` gets the rule id as
     reason), ``warn`` (keep it, list the rule in ``validate_warnings``) or ``fix`` (apply
     the rule's fix, recorded in ``validate_fixes``). A dataset rule with severity
-    ``error`` fails the stage. Each image is checked on the executor's workers, in a
-    process of the worker's own with a time and memory limit: a file that hangs or
-    crashes its decoder is quarantined as ``timeout`` or ``crash``. An image checked by
-    an earlier run with the same image rules is not read again (the per-item cache).
+    ``error`` fails the stage. With a ``taxonomy`` (``configs/taxonomy/*.yaml``, see
+    ``docs/taxonomy.md``), the rules ``unknown_class``, ``renamed_class`` (fix: rename a
+    synonym to its class, merging two classes into one) and ``not_leaf`` check the class
+    names, every class takes its parent from the taxonomy, and the metrics count the
+    instances per level (``taxonomy.level_1.vehicle``). Each image is checked on the
+    executor's workers, in a process of the worker's own with a time and memory limit: a
+    file that hangs or crashes its decoder is quarantined as ``timeout`` or ``crash``. An
+    image checked by an earlier run with the same image rules is not read again (the
+    per-item cache).
     Writes ``findings.parquet`` (every finding) and ``report.html`` (failures grouped by
     rule, with thumbnails and the offending boxes drawn) into the output.
 
@@ -145,11 +158,19 @@ def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageR
       memory_limit_mb: 4096   # per checking worker; 0 for no limit
       report_examples: 24     # thumbnails per rule in report.html
       thumbnail_size: 192
+      taxonomy: ""            # e.g. configs/taxonomy/demo.yaml
     ```
     """
     (dataset,) = inputs
     rules_path = ctx.configs["rules"]
     ruleset = load_ruleset(rules_path, _shown(rules_path, ctx.root))
+    plan = None
+    if params.taxonomy:  # a bad file stops the stage before any image is read
+        file = Path(params.taxonomy).expanduser()
+        taxonomy = load_taxonomy(file if file.is_absolute() else ctx.root / file, params.taxonomy)
+        plan = plan_classes(taxonomy, dataset.categories, ruleset.rules)
+    else:
+        ruleset = ruleset.without(TAXONOMY_RULES)
     rows = dataset.table.to_pylist()
     image_rules = {rule.ID: rule for rule in ruleset.scoped("image")}
     opens_files = bool(image_rules) or DeclaredSize.ID in ruleset.rules
@@ -161,7 +182,7 @@ def validate(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageR
     )
     try:
         reports, placed = work.check(rows) if opens_files else (None, {})
-        return _decide(ctx, params, work, dataset, ruleset, rows, reports, placed)
+        return _decide(ctx, params, work, dataset, ruleset, plan, rows, reports, placed)
     finally:
         release()  # the guarded process of this process, when the executor ran work here
 
@@ -172,15 +193,16 @@ def _decide(
     work: ImageWork,
     dataset: Dataset,
     ruleset: RuleSet,
+    plan: ClassPlan | None,
     rows: list[dict[str, Any]],
     reports: list[ImageReport] | None,
     placed: dict[Converted, str],
 ) -> StageResult:
     """Apply the label and dataset rules, build the output, write the report."""
     table = dataset.table
-
-    tally = _Tally(ruleset, {c.id: c.name for c in dataset.categories}, placed)
-    out = DatasetBuilder(dataset.categories)
+    categories = plan.categories if plan is not None else dataset.categories
+    tally = _Tally(ruleset, {c.id: c.name for c in categories}, placed, plan)
+    out = DatasetBuilder(categories)
     for index, row in enumerate(rows):
         report = reports[index] if reports is not None else ImageReport()
         errors = tally.add(row, report, opened=reports is not None)
@@ -195,7 +217,7 @@ def _decide(
         out.add_table(pa.Table.from_pylist(tally.kept, schema=_output_schema(table)))
     _drop_unused_conversions(ctx, tally.converted)
 
-    class_findings = check_classes(ruleset.rules, dataset.categories, tally.instances)
+    class_findings = check_classes(ruleset.rules, categories, tally.instances)
     for found in class_findings:
         tally.counts.setdefault(found.rule, Counter())[found.severity] += len(found.classes)
         log = ctx.log.error if found.severity == "error" else ctx.log.warning
@@ -248,6 +270,9 @@ def _decide(
         f"{ctx.final_dir}/{REPORT_FILE}",
     )
     metrics, findings = _metrics(summary)
+    if plan is not None:
+        metrics["taxonomy_file"] = plan.taxonomy.source
+        metrics["taxonomy"] = level_counts(plan.taxonomy, summary.classes)
     return StageResult(output=out, metrics=metrics, plots={"findings": findings})
 
 
@@ -287,16 +312,22 @@ class _Tally:
 
     Args:
         ruleset: The rule set.
-        categories: The class map, id -> name.
+        categories: The output class map, id -> name.
         placed: Manifest path of each colour-converted copy in the output.
+        plan: What the taxonomy rules do to each class, when there is a taxonomy.
     """
 
     def __init__(
-        self, ruleset: RuleSet, categories: dict[int, str], placed: dict[Converted, str]
+        self,
+        ruleset: RuleSet,
+        categories: dict[int, str],
+        placed: dict[Converted, str],
+        plan: ClassPlan | None,
     ) -> None:
         self.ruleset = ruleset
         self.categories = categories
         self.placed = placed
+        self.plan = plan
         self.counts: dict[str, Counter[str]] = {name: Counter() for name in ruleset.rules}
         self.groups: dict[str, dict[str, list[Finding]]] = {}
         self.finding_rows: list[dict[str, Any]] = []
@@ -318,14 +349,18 @@ class _Tally:
         actual = None
         if report.width is not None and report.height is not None:
             actual = (report.width, report.height)
+        annotations = [Annotation.from_row(a) for a in row["annotations"] or []]
+        named: list[Finding] = []
+        if self.plan is not None:  # the taxonomy rules, first: they re-point merged classes
+            annotations, named = self.plan.check(annotations)
         labels = check_labels(
             self.ruleset.rules,
-            [Annotation.from_row(a) for a in row["annotations"] or []],
+            annotations,
             declared=(row["width"], row["height"]),
             actual=actual,
             categories=self.categories,
         )
-        findings = sorted(report.findings + labels.findings, key=lambda f: ORDER[f.rule])
+        findings = sorted(report.findings + named + labels.findings, key=lambda f: ORDER[f.rule])
         for key, value in report.stats.items():
             self.stats[key].append(value)
         if (opened and actual is None) or any(f.rule in _NOT_DRAWN for f in findings):

@@ -59,6 +59,8 @@ def _summary(result: dict[str, Any]) -> None:
 
     for key in FIGURES:
         out.print(f"  {key}: {shown(result.get(key))}")
+    if "hierarchical_agreement" in result:
+        out.print(f"  hierarchical_agreement: {shown(result['hierarchical_agreement'])}")
     if result.get("fleiss_kappa") is None and result.get("fleiss_kappa_reason"):
         out.print(f"  (no Fleiss' kappa: {result['fleiss_kappa_reason']})")
     for name, entry in result["annotators"].items():
@@ -97,16 +99,28 @@ def agreement(
     images: Images = None,
     source_format: Format = "auto",
     worst: Annotated[int, typer.Option(help="How many lowest-agreement images to list.")] = 20,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            help="A class hierarchy (YAML): differing classes earn partial credit, reported "
+            "as hierarchical_agreement."
+        ),
+    ] = None,
 ) -> None:
     """Agreement between annotators: kappas, alpha, box IoU and F1, each against a gold set."""
+    from pixelpipe.errors import PixelpipeError
     from pixelpipe.review.inputs import read_inputs
     from pixelpipe.review.measure import agreement as measure
     from pixelpipe.review.report import render
     from pixelpipe.review.reviews import write_json
+    from pixelpipe.taxonomy import load
 
     _check_fraction("--iou", iou)
+    if taxonomy is not None and not taxonomy.is_file():
+        raise PixelpipeError(f"{taxonomy}: no such file")
+    tree = load(taxonomy, str(taxonomy)) if taxonomy is not None else None
     gathered, truth = read_inputs(inputs, source_format, gold)
-    result = measure(gathered, iou, truth, worst)
+    result = measure(gathered, iou, truth, worst, tree)
     if json_out is not None:
         write_json(json_out, result)
         out.print(f"wrote {json_out}")

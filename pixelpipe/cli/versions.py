@@ -154,21 +154,68 @@ def _examples(ids: list[Any], limit: int) -> str:
     return shown + (f", ... (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
+JsonFile = Annotated[
+    Path | None,
+    typer.Argument(
+        help="After --json: write the JSON to this file (atomically) and print as usual.",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def diff(
-    a: Annotated[str, typer.Argument(help="A version, git revision or 'workspace'.")],
+    a: Annotated[
+        str,
+        typer.Argument(help="A version, git revision, 'workspace' or (--stats) dataset folder."),
+    ],
     b: Annotated[str, typer.Argument(help="Another one.")],
-    json_: JsonOption = False,
+    file: JsonFile = None,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON instead; `--json FILE` writes it to FILE."),
+    ] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Test B against A for drift: class mix, boxes, image properties (the drift "
+            "stage's tests and item cache).",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="With --stats: write the HTML report here.")
+    ] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="With --stats: exit 1 when anything drifted.")
+    ] = False,
     limit: Annotated[int, typer.Option(help="Ids shown per change in the table.")] = 5,
 ) -> None:
-    """What changed between two versions: images, labels, splits, classes, exports, removals."""
+    """What changed between two versions: images, labels, splits, classes, exports, removals.
+
+    `--stats`: whether B drifted from A (the reference), test by test; `--json FILE` writes
+    the verdicts to FILE.
+    """
+    from pixelpipe.errors import PixelpipeError
+
+    if file is not None and not json_:
+        raise PixelpipeError(f"{file}: a third argument is the file of --json; add --json")
+    if not stats and (report is not None or fail_on_drift):
+        raise PixelpipeError("--report and --fail-on-drift go with --stats")
+    clean_data()
+    if stats:
+        _stats(a, b, file if json_ else None, json_ and file is None, report, fail_on_drift)
+        return
     from pixelpipe.versions import diff as do_diff
 
-    clean_data()
     result = do_diff(_root(), a, b)
-    if json_:
+    if json_ and file is None:
         _print_json(result)
         return
+    if file is not None:
+        from pixelpipe.versions.drift import write_json
+
+        write_json(file, result)
     sa, sb = result["a"], result["b"]
     out.print(
         f"[bold]{sa['name']}[/] {_short(sa['digest'])} ({sa['samples']} images, "
@@ -238,3 +285,63 @@ def diff(
 
 def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+_RULES = {
+    "ks": "KS",
+    "chi_squared": "chi-squared",
+    "wasserstein": "Wasserstein",
+    "jensen_shannon": "Jensen-Shannon",
+}
+
+
+def verdict_line(name: str, verdict: dict[str, Any]) -> str:
+    """One test's verdict: ``brightness: KS p=0.001, effect 0.42 -> drift``."""
+    if verdict["test"] not in _RULES:
+        return (
+            f"{name}: too few values ({verdict['reference']} and {verdict['current']}) "
+            "-> not tested"
+        )
+    return (
+        f"{name}: {_RULES[verdict['test']]} p={verdict['p_value']:.2g}, effect "
+        f"{verdict['effect']:.2g} -> {'drift' if verdict['drift'] else 'no drift'}"
+    )
+
+
+def _stats(
+    a: str, b: str, file: Path | None, to_stdout: bool, report: Path | None, fail: bool
+) -> None:
+    """``diff --stats``: print the verdicts (or their JSON), write the files asked for."""
+    from pixelpipe.versions.drift import stats, write_json
+
+    found = stats(_root(), a, b, report=report)
+    result = found.result
+    if file is not None:
+        write_json(file, result)
+    if to_stdout:
+        typer.echo(json.dumps(result, indent=1, ensure_ascii=False))
+    else:
+        ref, cur = found.reference, found.current
+        out.print(
+            f"reference [bold]{ref.label}[/] ({ref.stage}, {ref.samples} images) -> current "
+            f"[bold]{cur.label}[/] ({cur.stage}, {cur.samples} images)"
+        )
+        out.print(verdict_line("classes", result["classes"]))
+        for key, verdict in result["boxes"].items():
+            out.print(verdict_line(f"boxes.{key}", verdict))
+        for key, verdict in result["properties"].items():
+            out.print(verdict_line(key, verdict))
+        if result["properties"]:
+            fetched = f", {found.fetched} images fetched from DVC" if found.fetched else ""
+            out.print(
+                f"image properties: {found.computed} measured, {found.reused} reused from the "
+                f"item cache{fetched}"
+            )
+        drifted = ", ".join(result["drift"])
+        out.print(f"drift in: {drifted}" if drifted else "no drift")
+        if file is not None:
+            out.print(f"wrote {file}")
+        if report is not None:
+            out.print(f"wrote {report}")
+    if fail and result["drift"]:
+        raise typer.Exit(1)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from pixelpipe.engine.registry import ensure_on_path, resolve
 from pixelpipe.engine.spec import RESERVED_NAMES, STAGE_NAME, PipelineSpec, StageSpec
-from pixelpipe.engine.stage import StageKind, StageParams
+from pixelpipe.engine.stage import Dependency, StageKind, StageParams
 from pixelpipe.engine.yamlio import KeyPath, Located, load_file
 from pixelpipe.errors import PixelpipeError, Problem, did_you_mean
 
@@ -308,4 +308,30 @@ def _load_params(
         except ValidationError as exc:
             assert doc is not None
             problems += validation_problems(exc, kind.params, doc, (name,))
+        else:
+            problems += _check_dependencies(root, params[name])
     return params, problems
+
+
+def _check_dependencies(root: Path, params: StageParams) -> list[Problem]:
+    """Run the ``check`` of each :class:`Dependency` param that names a local file.
+
+    A missing file is left to ``compile`` (DVC needs every dependency to exist); a URL
+    is not read here.
+    """
+    problems: list[Problem] = []
+    for field, info in type(params).model_fields.items():
+        checks = [m.check for m in info.metadata if isinstance(m, Dependency) and m.check]
+        value = str(getattr(params, field) or "")
+        if not checks or not value or "://" in value:
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            continue
+        for check in checks:
+            try:
+                check(path, value)
+            except PixelpipeError as exc:
+                problems += exc.problems
+    return problems

@@ -52,6 +52,9 @@ def write_json_atomic(path: Path, value: Any) -> None:
 def check_accounting(planned: PlannedStage, inputs: list[Dataset], result: StageResult) -> None:
     """Every sample read is kept or removed; every new sample is derived from a parent.
 
+    A kind's reference inputs (:attr:`~pixelpipe.engine.stage.StageKind.references`, the
+    last ones) are only read: their samples are not counted.
+
     Raises:
         PixelpipeError: Naming the samples the stage lost or invented.
     """
@@ -72,7 +75,7 @@ def check_accounting(planned: PlannedStage, inputs: list[Dataset], result: Stage
             raise PixelpipeError(f"stage '{name}': ids both kept and removed: {sorted(both)[:5]}")
         return
     seen: Counter[str] = Counter()
-    for dataset in inputs:
+    for dataset in inputs[: len(inputs) - planned.kind.references]:
         seen.update(dataset.table.column("id").to_pylist())
     accounted = Counter(out_ids) + Counter(removed_ids)
     lost = sorted((seen - accounted).elements())

@@ -41,14 +41,25 @@ class StageParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+ConfigCheck = Callable[[Path, str], object]
+"""Validates one config file: ``check(path, shown_as)`` raises ``PixelpipeError``."""
+
+
 @dataclass(frozen=True)
 class Dependency:
     """Marks a param whose value is a path or URL the stage reads.
 
     ``pixelpipe compile`` lists the value as a DVC dependency of the stage, so a change
     to the files behind it reruns the stage. Use it as
-    ``source: Annotated[str, Dependency()]``.
+    ``source: Annotated[str, Dependency()]``. With ``check``, loading the pipeline (so
+    ``pixelpipe compile``) also validates the content of the local file the value names,
+    before anything runs: ``Dependency(check=pixelpipe.taxonomy.check)``.
+
+    Attributes:
+        check: Validates the file: ``check(path, value)`` raises ``PixelpipeError``.
     """
+
+    check: ConfigCheck | None = None
 
 
 P = TypeVar("P", bound=StageParams)
@@ -98,8 +109,6 @@ class StageResult:
 
 
 StepFn = Callable[["list[Dataset]", P, "StageContext"], StageResult]
-ConfigCheck = Callable[[Path, str], object]
-"""Validates one config file: ``check(path, shown_as)`` raises ``PixelpipeError``."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ class StageKind(Generic[P]):
         config_checks: For some configs, a function that validates the file's content; the
             loader calls it, so ``pixelpipe compile`` reports a bad config before anything runs.
         plots: The DVC plots every run of the kind writes, by name.
+        references: How many of the last inputs the step only reads, as something to
+            compare with (``drift``'s reference): their samples need not be kept or removed.
     """
 
     name: str
@@ -126,6 +137,7 @@ class StageKind(Generic[P]):
     configs: Mapping[str, str] = field(default_factory=dict)
     config_checks: Mapping[str, ConfigCheck] = field(default_factory=dict)
     plots: Mapping[str, Plot] = field(default_factory=dict)
+    references: int = 0
 
     @property
     def is_source(self) -> bool:
@@ -166,6 +178,7 @@ def stage(
     configs: Mapping[str, str] | None = None,
     config_checks: Mapping[str, ConfigCheck] | None = None,
     plots: Mapping[str, Plot] | None = None,
+    references: int = 0,
 ) -> Callable[[StepFn[P]], StageKind[P]]:
     """Declare a step function as a stage kind.
 
@@ -177,6 +190,8 @@ def stage(
         config_checks: Validators of some of those files' content, by config name
             (``check(path, shown_as)`` raising :class:`PixelpipeError`).
         plots: DVC plots the step returns rows for (:attr:`StageResult.plots`), by name.
+        references: How many of the last inputs are references the step only reads (their
+            samples are not accounted for in its output).
 
     Returns:
         A decorator that turns the step into a :class:`StageKind`.
@@ -193,6 +208,7 @@ def stage(
             configs=dict(configs or {}),
             config_checks=dict(config_checks or {}),
             plots=dict(plots or {}),
+            references=references,
         )
 
     return wrap

@@ -17,6 +17,8 @@ Modules:
     agreement: agreement on boxes: per-pair matches, precision, recall, F1 and IoU, the
         annotator x annotator F1 matrix, alpha over box clusters, the worst images.
     tallies: the running totals behind ``agreement``, added a chunk of images at a time.
+    credit: partial credit between two classes of a hierarchy (a credit function given by
+        the caller), summed over matched pairs; ``hierarchical_agreement`` of image labels.
     reliability: Krippendorff's nominal alpha from value counts in bounded memory.
     gold: one annotator against a gold set, CVAT's confusion matrix, precision, recall,
         accuracy and errors (missing, extra, mismatching label), for boxes and labels.

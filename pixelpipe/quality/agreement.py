@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pixelpipe.quality.credit import Credit, CreditTable
 from pixelpipe.quality.inputs import (
     QualityInputError,
     check_annotators,
@@ -153,7 +154,7 @@ def _report(totals: Totals, threshold: float, worst: int) -> dict[str, Any]:
             "zero_area": tally.zero_area,
             "f1_with_others": 1.0 if tally.pair_images and not tally.pair_boxes else f1,
         }
-    return {
+    report: dict[str, Any] = {
         "iou_threshold": threshold,
         "images": totals.images,
         "items": totals.compared,
@@ -182,6 +183,20 @@ def _report(totals: Totals, threshold: float, worst: int) -> dict[str, Any]:
         ],
         "notes": _notes(totals),
     }
+    if totals.credit is not None:
+        _add_credit(report, totals)
+    return report
+
+
+def _add_credit(report: dict[str, Any], totals: Totals) -> None:
+    """The mean credit of the matched pairs, overall and per pair (with a hierarchy)."""
+    tallies = totals.pairs.items()
+    report["hierarchical_agreement"] = ratio(
+        sum(t.credit_sum for _, t in tallies), sum(t.iou_count for _, t in tallies)
+    )
+    for (j, k), tally in tallies:
+        entry = report["pairs"][f"{totals.names[j]}|{totals.names[k]}"]
+        entry["hierarchical_agreement"] = ratio(tally.credit_sum, tally.iou_count)
 
 
 def box_agreement(
@@ -189,6 +204,7 @@ def box_agreement(
     annotators: Sequence[str],
     iou_threshold: float = 0.5,
     worst: int = 20,
+    credit: Credit | None = None,
 ) -> dict[str, Any]:
     """Agreement of several annotators' boxes over many images.
 
@@ -198,6 +214,9 @@ def box_agreement(
         annotators: The annotators to compare, in the order pairs are named (``"a|b"``).
         iou_threshold: Smallest IoU of a matched pair.
         worst: How many of the lowest-scoring images to list.
+        credit: With a class hierarchy, the partial credit of two differing labels
+            (:mod:`pixelpipe.quality.credit`): adds ``hierarchical_agreement``, the mean
+            credit of the matched pairs (1 for the same label), overall and per pair.
 
     Returns:
         A JSON-ready dict: ``items`` (images seen by two or more), ``box_iou_mean``,
@@ -222,6 +241,7 @@ def box_agreement(
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise QualityInputError([f"worst must be a count of images, got {worst!r}"])
     totals = Totals.start(names)
+    totals.credit = CreditTable(credit) if credit is not None else None
     problems: list[str] = []
     for ids, entries in _chunks(images, set(names), problems):
         if not problems:

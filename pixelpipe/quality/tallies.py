@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from pixelpipe.quality.batch import ManyMatch, match_many, take_ranges
 from pixelpipe.quality.consensus import cluster_arrays
+from pixelpipe.quality.credit import CreditTable
 from pixelpipe.quality.inputs import Boxes, Labels, id_key, ratio, zero_area
 from pixelpipe.quality.matching import Indices
 
@@ -40,6 +41,7 @@ class PairTally:
     label_mismatch: int = 0
     iou_sum: float = 0.0
     iou_count: int = 0
+    credit_sum: float = 0.0  # with a hierarchy: the credit of the matched pairs
 
     def f1(self) -> float | None:
         """2 x same-label matches / boxes of both; 1.0 if both drew nothing; None if unseen."""
@@ -102,6 +104,7 @@ class Totals:
     unseen: int = 0
     partial: int = 0
     worst: list[WorstRow] = field(default_factory=list)
+    credit: CreditTable | None = None  # with a hierarchy: the partial credit of two labels
 
     @classmethod
     def start(cls, names: list[str]) -> Totals:
@@ -220,6 +223,11 @@ def _count_pair(totals: Totals, chunk: PairChunk) -> npt.NDArray[np.float64]:
     tally.label_mismatch += int(same.size - same.sum())
     tally.iou_sum += float(found.ious.sum())
     tally.iou_count += int(found.ious.size)
+    if totals.credit is not None:
+        labels = sorted(totals.codes, key=totals.codes.__getitem__)
+        tally.credit_sum += totals.credit.total(
+            chunk.codes_a[found.pairs[:, 0]], chunk.codes_b[found.pairs[:, 1]], labels
+        )
     for index in chunk.pair:
         person = totals.annotators[totals.names[index]]
         person.pair_images += int(chunk.images.size)

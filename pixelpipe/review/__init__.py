@@ -10,6 +10,6 @@
 
 The maths is :mod:`pixelpipe.quality`'s (pure, no I/O); this package adds reading and
 writing. It may import :mod:`pixelpipe.formats`, :mod:`pixelpipe.sources`,
-:mod:`pixelpipe.dataset`, :mod:`pixelpipe.quality` and :mod:`pixelpipe.htmlreport`, never
-the engine; the stages and the CLI import it.
+:mod:`pixelpipe.dataset`, :mod:`pixelpipe.quality`, :mod:`pixelpipe.taxonomy` (partial
+credit) and :mod:`pixelpipe.htmlreport`, never the engine; the stages and the CLI import it.
 """

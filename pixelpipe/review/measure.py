@@ -5,7 +5,9 @@ image-level class labels (percent agreement, Cohen's kappa per pair, Fleiss' kap
 Krippendorff's alpha) and boxes (one-to-one Hungarian matching per annotator pair: mean IoU,
 precision, recall, F1; clusters across all annotators with "no box" as a value for the
 kappas and alpha). The headline statistics come from the image labels when there are any,
-else from the box clusters, and ``statistics_over`` says which.
+else from the box clusters, and ``statistics_over`` says which. With a taxonomy, matched
+pairs of differing classes earn partial credit (:mod:`pixelpipe.quality.credit`), reported
+as ``hierarchical_agreement`` beside the figures, which it leaves unchanged.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 from pixelpipe.errors import PixelpipeError, Problem
 from pixelpipe.quality.agreement import box_agreement
 from pixelpipe.quality.consensus import cluster_boxes
+from pixelpipe.quality.credit import label_credit
 from pixelpipe.quality.gold import boxes_against_gold, labels_against_gold
 from pixelpipe.quality.inputs import QualityInputError
 from pixelpipe.quality.labels import label_agreement
 from pixelpipe.review.gather import Gathered, ImageLabels
+from pixelpipe.taxonomy import Taxonomy
 
 NO_BOX = "(no box)"
 """The value of an annotator who saw an image but drew no box in a cluster."""
@@ -96,6 +100,7 @@ def agreement(
     iou_threshold: float = 0.5,
     gold: Gathered | None = None,
     worst: int = 20,
+    taxonomy: Taxonomy | None = None,
 ) -> dict[str, Any]:
     """Agreement of every annotator with every other, and with ``gold`` when given.
 
@@ -104,16 +109,22 @@ def agreement(
         iou_threshold: Smallest IoU at which two boxes are the same object.
         gold: The gold set (one annotator), scored against, never averaged in.
         worst: How many of the lowest-agreement images to list.
+        taxonomy: A class hierarchy: matched boxes and image labels of differing classes
+            earn ``taxonomy.credit`` instead of 0, reported as ``hierarchical_agreement``.
 
     Returns:
         JSON-ready figures; see ``docs/agreement.md`` for every key.
     """
     with user_errors("agreement"):
-        return _agreement(gathered, iou_threshold, gold, worst)
+        return _agreement(gathered, iou_threshold, gold, worst, taxonomy)
 
 
 def _agreement(
-    gathered: Gathered, iou_threshold: float, gold: Gathered | None, worst: int
+    gathered: Gathered,
+    iou_threshold: float,
+    gold: Gathered | None,
+    worst: int,
+    taxonomy: Taxonomy | None,
 ) -> dict[str, Any]:
     annotators = gathered.annotators
     out: dict[str, Any] = {
@@ -122,13 +133,20 @@ def _agreement(
         "iou_threshold": iou_threshold,
         "classes": gathered.classes,
     }
-    labels = label_agreement(tag_ratings(gathered), annotators) if gathered.has_tags() else None
+    credit = taxonomy.credit if taxonomy is not None else None  # synonyms are their class
+    labels = None
+    if gathered.has_tags():
+        ratings = tag_ratings(gathered)
+        labels = label_agreement(ratings, annotators)
+        if credit is not None:
+            labels.update(label_credit(ratings, annotators, credit, {NO_LABEL}))
     boxes = (
         box_agreement(
             ((one.id, one.box_input()) for one in gathered.images),
             annotators,
             iou_threshold,
             worst,
+            credit,
         )
         if gathered.has_boxes()
         else None
@@ -161,10 +179,38 @@ def _agreement(
     ]
     if len(annotators) < 2:
         out["notes"].append(f"only {len(annotators)} annotator(s): agreement needs two or more")
+    if taxonomy is not None:
+        _hierarchical(out, gathered, taxonomy, labels if labels is not None else boxes)
     if gold is not None:
         _score_gold(out, gathered, gold, iou_threshold)
     finite: dict[str, Any] = _finite(out)
     return finite
+
+
+def _hierarchical(
+    out: dict[str, Any], gathered: Gathered, taxonomy: Taxonomy, source: dict[str, Any] | None
+) -> None:
+    """Add the headline ``hierarchical_agreement`` and the taxonomy used.
+
+    The headline comes from where the statistics come from; a note names the classes
+    the taxonomy does not know.
+    """
+    unknown = [name for name in gathered.classes if taxonomy.canonical(name) is None]
+    out["hierarchical_agreement"] = (
+        source.get("hierarchical_agreement") if source is not None else None
+    )
+    out["taxonomy"] = {
+        "file": taxonomy.source,
+        "levels": taxonomy.levels(),
+        "not_in_taxonomy": unknown,
+    }
+    if unknown:
+        one = len(unknown) == 1
+        out["notes"].append(
+            f"{len(unknown)} {'class is' if one else 'classes are'} not in the taxonomy "
+            f"{taxonomy.source} ({', '.join(unknown)}): against another class, "
+            f"{'it earns' if one else 'they earn'} no partial credit."
+        )
 
 
 def _per_annotator(

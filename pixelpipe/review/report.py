@@ -227,6 +227,8 @@ def render(
         ["mean IoU of matched boxes", result.get("box_iou_mean")],
         ["box F1", result.get("box_f1")],
     ]
+    if "hierarchical_agreement" in result:  # with a taxonomy
+        headline.append(["hierarchical agreement", result["hierarchical_agreement"]])
     if result.get("fleiss_kappa") is None and result.get("fleiss_kappa_reason"):
         headline.append(["why no Fleiss' kappa", result["fleiss_kappa_reason"]])
     if merged is not None:

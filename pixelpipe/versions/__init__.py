@@ -12,8 +12,9 @@ each importing only those before it (and none the package itself):
 sibling), :mod:`~pixelpipe.versions.vcs` (git and DVC subprocesses),
 :mod:`~pixelpipe.versions.tags` (versions as tags), :mod:`~pixelpipe.versions.target` (a
 state to read data from), :mod:`~pixelpipe.versions.restore`,
-:mod:`~pixelpipe.versions.releasing`, :mod:`~pixelpipe.versions.export` and
-:mod:`~pixelpipe.versions.compare`.
+:mod:`~pixelpipe.versions.releasing`, :mod:`~pixelpipe.versions.export`,
+:mod:`~pixelpipe.versions.compare` and :mod:`~pixelpipe.versions.drift` (``pixelpipe diff
+--stats``: it runs the ``drift`` kind's step, resolved by name through the registry).
 
 A *version* is an annotated git tag made by :func:`release`. Its message carries, after the
 user's message, trailer lines that describe the dataset it names::

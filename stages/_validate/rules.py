@@ -195,6 +195,40 @@ class Exposure(Rule):
         return self
 
 
+# --- taxonomy rules (checked when the stage has a ``taxonomy`` config) ---------------------
+
+
+class UnknownClass(Rule):
+    """Every class the annotations use is a class or a synonym of the taxonomy."""
+
+    ID = "unknown_class"
+    SCOPE = "label"
+    severity: Literal["error", "warn"] = "error"
+    """``error`` or ``warn`` (add the class to the taxonomy, or name it as a synonym)."""
+
+
+class RenamedClass(Rule):
+    """No annotation uses a synonym of a taxonomy class (an old or another tool's name)."""
+
+    ID = "renamed_class"
+    SCOPE = "label"
+    FIX = (
+        "rename the class to the taxonomy's name; classes that name one class merge into "
+        "one (the class itself, else the lowest id), the annotations re-pointed"
+    )
+    severity: Severity = "fix"
+    """``error``, ``warn`` or ``fix`` (rename, merge)."""
+
+
+class NotLeaf(Rule):
+    """With the taxonomy's ``leaf_only``, no annotation uses a class that has subclasses."""
+
+    ID = "not_leaf"
+    SCOPE = "label"
+    severity: Literal["error", "warn"] = "error"
+    """``error`` or ``warn`` (only an annotator can pick the subclass)."""
+
+
 # --- label rules -------------------------------------------------------------------------
 
 
@@ -397,6 +431,9 @@ CATALOGUE: tuple[type[Rule], ...] = (
     Blank,
     Blur,
     Exposure,
+    UnknownClass,
+    RenamedClass,
+    NotLeaf,
     DeclaredSize,
     BoxFinite,
     BoxPositive,
@@ -416,6 +453,9 @@ CATALOGUE: tuple[type[Rule], ...] = (
 )
 """Every rule, in the order rules are applied (and fixes made)."""
 RULES: dict[str, type[Rule]] = {rule.ID: rule for rule in CATALOGUE}
+
+TAXONOMY_RULES: tuple[str, ...] = (UnknownClass.ID, RenamedClass.ID, NotLeaf.ID)
+"""The rules that need a taxonomy; without one the stage leaves them out."""
 
 TIMEOUT = "timeout"
 """Reason of an image whose check outlived the stage's ``time_limit`` (always an error)."""

@@ -18,7 +18,7 @@ Rules not named are not checked. Every rule has a default severity and default p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,14 @@ class RuleSet:
     def scoped(self, scope: Scope) -> Iterator[Rule]:
         """The configured rules of one scope, in catalogue order."""
         return (rule for rule in self.rules.values() if scope == rule.SCOPE)
+
+    def without(self, rule_ids: Collection[str]) -> RuleSet:
+        """This rule set less the rules ``rule_ids``."""
+        return RuleSet(
+            self.file,
+            {k: v for k, v in self.rules.items() if k not in rule_ids},
+            {k: v for k, v in self.lines.items() if k not in rule_ids},
+        )
 
     def where(self, rule_id: str) -> str:
         """``FILE:LINE rules.<id>``, for messages about a rule."""

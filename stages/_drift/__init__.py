@@ -1,0 +1,1 @@
+"""Private helpers of the ``drift`` stage: the tests' inputs, cached image properties, report."""
