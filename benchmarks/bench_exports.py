@@ -7,8 +7,8 @@ its own, so its peak memory is its own:
 
 - ``coco``, ``yolo``, ``voc``, ``cvat``, ``labelstudio``, ``hf``:
   :func:`pixelpipe.formats.export.export` into a fresh folder (what ``publish`` runs per
-  format); seconds, peak memory, files written and bytes on disk (hard links counted once:
-  every format but ``hf`` links the images);
+  format); seconds, peak memory, files written and the bytes they add on disk beyond the
+  stored images (every format but ``hf`` hard-links them, adding its labels only);
 - ``plain_coco``: one dict per split built in memory and ``json.dump``-ed, images copied
   with ``shutil.copy`` (the script a user writes);
 - ``plain_hf``: ``datasets.Dataset.from_generator`` with the same features, then
@@ -96,9 +96,12 @@ class Samples:
         )
 
 
-def disk(folder: Path) -> tuple[int, int]:
-    """Files and bytes under ``folder``, each inode counted once."""
-    seen: set[int] = set()
+def disk(folder: Path, stored: set[int]) -> tuple[int, int]:
+    """Files under ``folder``, and the bytes they add to what is ``stored`` (inodes).
+
+    A hard link to a stored image adds nothing; each other inode counts once.
+    """
+    seen = set(stored)
     files = size = 0
     for path in folder.rglob("*"):
         if path.is_file():
@@ -190,7 +193,7 @@ def one(what: str, images: int, boxes: int, out: Path) -> dict[str, Any]:
         else:
             export(what, data, CLASSES, out, lambda s: Path(s.image), ExportOptions())
         seconds = time.perf_counter() - start
-    files, size = disk(out)
+    files, size = disk(out, {path.stat().st_ino for path in copies})
     return {
         "seconds": round(seconds, 2),
         "peak_mb": round(peak.peak / 2**20),

@@ -104,3 +104,26 @@ def test_agreement_benchmark_matches_its_naive_loop_at_a_tiny_size() -> None:
     # loop a user would write can only pair fewer boxes correctly
     assert result["f1_pixelpipe"] == result["f1_match_boxes_loop"]
     assert result["f1_naive"] <= result["f1_pixelpipe"]
+
+
+def test_exports_benchmark_runs_every_measurement_at_a_tiny_size(corpora: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_exports.py"), "--images", "30"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    runs = json.loads(done.stdout)["runs"]
+    assert set(runs) == {
+        "coco",
+        "yolo",
+        "voc",
+        "cvat",
+        "labelstudio",
+        "hf",
+        "plain_coco",
+        "plain_hf",
+    }
+    # the exports link the images, the plain script copies them: it stores more bytes
+    assert runs["coco"]["disk_mb"] < runs["plain_coco"]["disk_mb"]
+    assert runs["coco"]["files"] == runs["plain_coco"]["files"] == 30 + 3
