@@ -332,6 +332,36 @@ def test_coco256_at_depth_one_is_its_supercategories(tmp_path: Path, corpora: Pa
     assert [ids[name] for name in sorted(ids)] == list(range(largest + 1, largest + 12))
 
 
+def test_coco256_at_depth_two_is_itself_in_every_export(tmp_path: Path, corpora: Path) -> None:
+    """Two levels (supercategory > class): depth 2 is the class map, in every export."""
+    ingested, _ = ingest(
+        tmp_path,
+        source=str(corpora / "detection" / "coco256"),
+        format="coco",
+        annotations=["coco_json/instances_train2017.json"],
+        images="images/train2017",
+    )
+    published, _ = _step_publish(
+        tmp_path, tmp_path / "data" / "ingest", formats=FORMATS, class_depth=2
+    )
+    assert [c.to_json() for c in published.categories] == [c.to_json() for c in ingested.categories]
+    expected = _published_counts(ingested)
+    assert _published_counts(published) == expected and sum(expected.values()) == 939
+    names = {c.id: c.name for c in published.categories}
+    crowd = Counter(
+        names[a.category_id] for s in published.samples() for a in s.annotations if a.iscrowd
+    )
+    for fmt in [f for f in FORMATS if f != "imagefolder"]:  # it keeps single-class images
+        declared, found = read_back(tmp_path / "data" / "publish" / fmt, fmt)
+        assert set(expected) <= declared <= set(names.values()), fmt
+        if fmt == "yolo":  # crowd boxes are left out (yolo_include_crowd)
+            assert found == expected - crowd, fmt
+        elif fmt in ("cvat", "labelstudio"):  # a polygon comes back one annotation a part
+            assert set(found) == set(expected) and found.total() >= expected.total(), fmt
+        else:
+            assert found == expected, fmt
+
+
 def test_the_demo_at_depth_one(tmp_path: Path, demo_raw: Path) -> None:
     import shutil
 
