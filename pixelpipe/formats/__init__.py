@@ -18,6 +18,7 @@
 - :mod:`~pixelpipe.formats.annotators`: tagging a file's labels with its annotator, and
   merging several annotators' label sets of the same images, classes matched by name;
 - :mod:`~pixelpipe.formats.detect`: which format a folder or file is in, and reading it;
+- :mod:`~pixelpipe.formats.hf`: a Hugging Face dataset (Parquet shards and a dataset card);
 - :mod:`~pixelpipe.formats.export`: writing samples in any format with one class map;
 - :mod:`~pixelpipe.formats.pixels`: probing images and applying EXIF orientation;
 - :mod:`~pixelpipe.formats.convert`: ``pixelpipe convert``, the same readers and writers
