@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
-import re
 import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+# Re-exported: the store and the stages read pixels with these.
+from pixelpipe.pixelio import Pixels as Pixels
+from pixelpipe.pixelio import is_url as is_url
+from pixelpipe.pixelio import open_pixels as open_pixels
 
 IMAGES_DIR = "images"
 OBJECTS_DIR = ".pixelpipe/objects"
@@ -37,39 +40,6 @@ def objects_dir(root: Path) -> Path:
     """The project's object store (``PIXELPIPE_OBJECTS_DIR`` overrides)."""
     override = os.environ.get("PIXELPIPE_OBJECTS_DIR")
     return Path(override).expanduser() if override else root / OBJECTS_DIR
-
-
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-Pixels = str | bytes | OSError
-"""Where a worker reads an image: a local path, a URL (fsspec), the encoded bytes, or the
-error the runner met reading them (raised again in the worker, so a file that cannot be
-read fails as that image's failure, never as the stage's)."""
-
-
-def is_url(location: str) -> bool:
-    """True for ``s3://...``, ``https://...`` and other URLs; False for paths."""
-    return bool(_URL.match(location))
-
-
-def open_pixels(pixels: Pixels) -> BinaryIO:
-    """A binary stream of an image's encoded bytes, for ``PIL.Image.open`` and hashing.
-
-    Args:
-        pixels: What :meth:`pixelpipe.StageContext.pixels` gave: a path, a URL read
-            through fsspec (with the credentials and endpoint of the worker's
-            environment), or the bytes.
-    """
-    if isinstance(pixels, OSError):
-        raise pixels
-    if isinstance(pixels, bytes):
-        return io.BytesIO(pixels)
-    if is_url(pixels):
-        import fsspec
-
-        opened: BinaryIO = fsspec.open(pixels, "rb").open()
-        return opened
-    return open(pixels, "rb")  # the caller closes it
 
 
 def read_pixels(pixels: Pixels) -> bytes:

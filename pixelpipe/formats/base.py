@@ -177,6 +177,15 @@ def split_name(sample: Sample) -> str:
     return sample.split or UNASSIGNED
 
 
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def split_order(names: Iterable[str]) -> list[str]:
+    """Each split name once, as exports list them: train, val, test, then by name."""
+    found = set(names)
+    return [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
+
+
 def canonical_split(name: str | None) -> str | None:
     """A split name as pixelpipe writes it: ``valid``/``validation`` become ``val``.
 

@@ -23,7 +23,7 @@ import os
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from pixelpipe.dataset import Category, Sample
-from pixelpipe.formats.base import Problems, split_name, write_atomic
+from pixelpipe.formats.base import Problems, split_name, split_order, write_atomic
 from pixelpipe.formats.imagefolder import is_image_label
 
 DATA_DIR = "data"
@@ -43,7 +43,6 @@ GROUP_ROWS = 100
 """Rows per Parquet row group (what ``datasets`` wrote for images before 4.0)."""
 GROUP_BYTES = 100 * 2**20
 """Image bytes after which a row group ends early (``datasets``' ``MAX_ROW_GROUP_SIZE``)."""
-SPLIT_ORDER = ("train", "val", "test")
 _SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")  # datasets.naming._split_re
 _SHARD = re.compile(r"^.+-\d{5}-of-\d{5}\.parquet$")
 _PARTIAL = ".parquet.partial"
@@ -247,19 +246,6 @@ def _check_names(ordered: Sequence[Category]) -> None:
             )
         first.setdefault(category.name, category.id)
     problems.raise_if_any()
-
-
-def split_order(names: Iterable[str]) -> list[str]:
-    """Splits in the order a card lists them: ``train``, ``val``, ``test``, then sorted.
-
-    Args:
-        names: Split names.
-
-    Returns:
-        Each name once, in that order.
-    """
-    found = set(names)
-    return [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
 
 
 def _labels(

@@ -30,12 +30,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pixelpipe.dataset import Annotation
 from pixelpipe.errors import PixelpipeError
+from pixelpipe.pixelio import ORIENTATION_TAG, SWAPS, exif_orientation
 
-ORIENTATION_TAG = 0x0112
 DEFAULT_MAX_PIXELS = 89_478_485
 """The default pixel limit: Pillow's own (``Image.MAX_IMAGE_PIXELS``)."""
-# Orientations that swap width and height.
-SWAPS = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
@@ -62,14 +60,6 @@ class Probe:
         if self.orientation in SWAPS:
             return self.height, self.width
         return self.width, self.height
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        value = image.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:  # broken EXIF blocks: Pillow raises many kinds
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def probe(
@@ -100,7 +90,7 @@ def probe(
                 return "unreadable", f"the image is {width}x{height} pixels"
             if width * height > max_pixels:
                 return "too_large", f"{width}x{height} pixels is over max_pixels={max_pixels}"
-            orientation = _orientation(image)
+            orientation = exif_orientation(image)
             if decode:
                 image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 image.load()

@@ -40,22 +40,21 @@ stage caches them by sha256):
 
 EXIF orientation turns the picture by 90 degrees or mirrors it, which changes none of the
 thumbnail's values (the Laplacian's 3 x 3 kernel is symmetric), so the pixels are not
-turned. :func:`read_properties` opens a path, a URL (through fsspec) or the bytes, as
-``pixelpipe.open_pixels`` does (this package may not import ``pixelpipe.dataset``);
+turned. :func:`read_properties` opens a path, a URL (through fsspec) or the bytes with
+:func:`pixelpipe.pixelio.open_pixels`, as every stage does;
 :func:`properties_chunk` is the picklable chunk function for the executor.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import re
 import warnings
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
+
+from pixelpipe.pixelio import SWAPS, exif_orientation, open_pixels
 
 PROPERTIES = (
     "width",
@@ -76,12 +75,9 @@ THUMBNAIL = 256
 BLUR_SIGMA = 1.0
 """The Gaussian (pixels of the thumbnail) smoothing luma before the Laplacian of ``blur``."""
 
-ORIENTATION_TAG = 0x0112
-_SWAPS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 _LUMA = np.array([0.299, 0.587, 0.114])
 _FLAT = 1e-12  # luma variance (in [0, 1] units) at or below which an image is flat
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # The IJG (ITU-T T.81 Annex K) luminance quantization table, natural (row-major) order.
 IJG_LUMINANCE = np.array(
@@ -127,14 +123,6 @@ def jpeg_quality(image: Image.Image) -> float:
         return math.nan
     distance = np.abs(_TABLES - table[None, :]).sum(axis=1)
     return float(np.argmin(distance) + 1)  # argmin: the first, the lowest quality, on a tie
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        value = image.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:  # broken EXIF blocks: Pillow raises many kinds
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _thumbnail_size(width: int, height: int) -> tuple[int, int]:
@@ -206,7 +194,7 @@ def image_properties(image: Image.Image, jpeg_quality: float) -> dict[str, float
     import cv2
 
     width, height = image.size
-    if _orientation(image) in _SWAPS:
+    if exif_orientation(image) in SWAPS:
         width, height = height, width
     pixels = thumbnail(image)
     luma = np.asarray(cv2.transform(pixels, _LUMA[None, :]), dtype=np.float64)  # (h, w)
@@ -225,20 +213,6 @@ def image_properties(image: Image.Image, jpeg_quality: float) -> dict[str, float
     }
 
 
-def _open(pixels: str | bytes | OSError) -> BinaryIO:
-    """A stream of the encoded bytes: the same rules as ``pixelpipe.open_pixels``."""
-    if isinstance(pixels, OSError):
-        raise pixels
-    if isinstance(pixels, bytes):
-        return io.BytesIO(pixels)
-    if _URL.match(pixels):
-        import fsspec
-
-        opened: BinaryIO = fsspec.open(pixels, "rb").open()
-        return opened
-    return open(pixels, "rb")  # the caller closes it
-
-
 def read_properties(pixels: str | bytes | OSError) -> dict[str, float]:
     """Open an image and compute its properties.
 
@@ -254,7 +228,7 @@ def read_properties(pixels: str | bytes | OSError) -> dict[str, float]:
         ValueError: When the image is empty, over Pillow's pixel limit
             (``Image.MAX_IMAGE_PIXELS``) or fails to decode in any other way.
     """
-    with _open(pixels) as stream, warnings.catch_warnings():
+    with open_pixels(pixels) as stream, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # broken EXIF and the like: the values still come
         try:
             with Image.open(stream) as image:

@@ -20,10 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pixelpipe import Category
-from pixelpipe.formats.base import UNASSIGNED
+from pixelpipe.formats.base import UNASSIGNED, split_order
 from pixelpipe.formats.imagefolder import IMAGE_LABEL
 
-SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 SIZE_EDGES = (8, 16, 32, 64, 128, 256, 512)
 """Bin edges of the box size, ``sqrt(w * h)`` in pixels (32 and 96 are COCO's small and
 large; powers of two show more)."""
@@ -64,7 +63,7 @@ class Stats:
 
     def splits(self) -> list[str]:
         """The splits that have images: train, val, test, then the others by name."""
-        return sorted(self.images, key=lambda s: (SPLIT_ORDER.get(s, len(SPLIT_ORDER)), s))
+        return split_order(self.images)
 
 
 def _image_labels(attributes: pa.Array) -> np.ndarray:

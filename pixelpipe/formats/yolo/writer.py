@@ -16,7 +16,7 @@ import yaml
 
 from pixelpipe.dataset import Category, Sample
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.formats.base import flat_name, number, split_name
+from pixelpipe.formats.base import flat_name, number, split_name, split_order
 
 YoloTask = Literal["detect", "segment"]
 
@@ -159,10 +159,7 @@ def write(
             totals["images"] += 1
     config: dict[str, Any] = {}
     if use_splits:
-        ordered = [s for s in ("train", "val", "test") if s in folders] + sorted(
-            folders - {"train", "val", "test"}
-        )
-        for folder in ordered:
+        for folder in split_order(folders):
             config[folder] = f"images/{folder}"
         if "val" not in config and "train" in config:
             config["val"] = config["train"]
