@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,20 +22,24 @@ from pixelpipe import (
 )
 from pixelpipe.imaging import hamming
 from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec
+from pixelpipe.imaging.verify import MIN_MATCHES
 from stages._dedupe.decide import KeepPolicy, conflict
-from stages._dedupe.group import Grouping, group
+from stages._dedupe.features import feature_candidates
+from stages._dedupe.group import Edges, Grouping, group
 from stages._dedupe.hashes import Files, Hashes, distinct_files, hash_and_search
+from stages._dedupe.nearest import nearest, nearest_rows
 from stages._dedupe.report import ClusterView, ReportData, Shot, render
 from stages._dedupe.thumbs import add_thumbnails
+from stages._dedupe.verified import Checked, check, hash_candidates
 from stages._dedupe.views import boxes, chain_views, labels
 
 REPORT_FILE = "report.html"
 DUPLICATES_COLUMN = "duplicates"
 """Manifest column: how many samples were removed as duplicates of this one."""
-DEFAULT_MAX_DISTANCE = 6
-"""Default threshold for 64-bit hashes, chosen from data (see ``docs/dedupe.md``)."""
-_NEAR_MISS_MARGIN = 6
-_NEAR_MISSES_SHOWN = 12
+DEFAULT_MAX_DISTANCE = 12
+"""Default candidate threshold for 64-bit hashes, chosen from data (``docs/dedupe.md``)."""
+UNVERIFIED_DISTANCE = 6
+"""Threshold of the hash alone, for pairs the second check cannot judge (docs/dedupe.md)."""
 _INVERSE = {"rotate_90": "rotate_270", "rotate_270": "rotate_90"}
 I64 = npt.NDArray[np.int64]
 
@@ -52,15 +55,33 @@ class Params(StageParams):
     hash_size: Literal[4, 8, 16, 32] = 8
     """Bits per side of the hash: it has ``hash_size**2`` bits (8: 64 bits)."""
     max_distance: int = Field(default=DEFAULT_MAX_DISTANCE, ge=0)
-    """Largest Hamming distance between two hashes that still makes them duplicates: a
-    sample is removed only as a copy of a kept sample within this distance. The default,
-    for 64-bit pHash, catches 99.9% of re-encoded, resized, grayscale, blurred and re-lit
-    copies and falsely pairs under 1% of look-alike product photos (docs/dedupe.md); for
-    hash_size 16 use about 32. Must be below half the bits."""
+    """Largest Hamming distance between two hashes that makes them candidates: a sample is
+    removed only as a copy of a kept sample within this distance. With ``verify`` (the
+    default) each candidate pair is then checked, so the threshold can be loose enough for
+    cropped, reframed and watermarked copies; with ``verify: false`` the distance alone
+    decides: use 6 (docs/dedupe.md). For hash_size 16 use about 32. Must be below half
+    the bits."""
+    verify: bool = True
+    """Check each candidate pair: ORB keypoints of both images must agree with one affine
+    transform (``min_matches`` of them), which copies (resized, re-encoded, cropped,
+    reframed, squashed, watermarked, gray) pass and look-alike photos do not."""
+    min_matches: int = Field(default=MIN_MATCHES, ge=1)
+    """Keypoints that must agree for a verified pair (docs/dedupe.md: the recall and false
+    pairs at each value)."""
+    unverified_distance: int = Field(default=UNVERIFIED_DISTANCE, ge=0)
+    """Pairs the check cannot judge (an image with too few keypoints: flat, blurred) are
+    duplicates when their hashes are within this distance."""
+    features: str | None = None
+    """A manifest column of vectors (an embedding a custom stage adds): candidates are then
+    the pairs within ``max_cosine_distance`` of each other, found with a FAISS index,
+    instead of the hash search (hashes are still computed and kept)."""
+    max_cosine_distance: float = Field(default=0.1, gt=0, lt=2)
+    """With ``features``: largest ``1 - cosine similarity`` of a candidate pair."""
     invariant: bool = False
     """Also match copies that were flipped or turned by 90/180/270 degrees (hashes the
     eight orientations; the search costs about 25x more: 13 minutes at a million images
-    on 2 cores). It also adds false matches: consider a lower ``max_distance``."""
+    on 2 cores; the check turns the image the same way). Without ``verify`` it also adds
+    false matches: consider a lower ``max_distance``."""
     keep: KeepPolicy = "largest"
     """Which copy to keep: ``largest`` (most pixels, then most annotations),
     ``most_annotations`` (then most pixels) or ``first`` (by source path); ties go to the
@@ -76,6 +97,12 @@ class Params(StageParams):
     histogram_sample: int = Field(default=2000, ge=0)
     """Images whose nearest-neighbour distance the report's histogram shows (all, up to
     this many; measured by brute force, so cost grows with this times the dataset)."""
+
+    @model_validator(mode="after")
+    def _features_are_checked(self) -> Params:
+        if self.features is not None and not self.near:
+            raise ValueError("features needs near: true (it finds near duplicates)")
+        return self
 
     @model_validator(mode="after")
     def _threshold_below_half(self) -> Params:
@@ -150,6 +177,7 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant)
     files = distinct_files(table)
     hashes = hash_and_search(table, files, spec, params.near, params.max_distance, ctx)
+    checked = _second_step(table, files, hashes, params, ctx)
     grouping = group(
         table,
         files.of_row,
@@ -158,6 +186,7 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         hashes.found,
         params.max_distance,
         params.keep,
+        None if checked is None else checked.edges,
     )
     names = {c.id: c.name for c in dataset.categories}
     out = DatasetBuilder(dataset.categories)
@@ -184,6 +213,7 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         "unhashable": len(unhashable),
         "pairs_within_threshold": hashes.pair_count,
         "search": hashes.method,
+        **_check_metrics(checked, params),
         "clusters": len(clusters),
         "largest_cluster": max(clusters, default=0),
         "chains_split": len(grouping.chains),
@@ -208,22 +238,71 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
         unhashable=unhashable,
     )
     if hashes.hashed.size:
-        _nearest(data, params, hashes, files, grouping, table, ctx)
+        nearest(
+            data, params.max_distance, params.histogram_sample, hashes, files, grouping, table, ctx
+        )
+    if checked is not None and params.verify:
+        data.min_matches = params.min_matches
+        data.refused = _refused_shots(checked, files, table)
     add_thumbnails(data, ctx)
     (ctx.output_dir / REPORT_FILE).write_text(render(data), encoding="utf-8")
     plot = nearest_rows(data.nearest, params.max_distance)
     return StageResult(output=out, metrics=metrics, plots={NEAREST_PLOT: plot})
 
 
-def nearest_rows(nearest: Sequence[int], threshold: int) -> list[dict[str, int]]:
-    """The DVC plot of the report's histogram: images at each nearest distance.
+def _second_step(
+    table: pa.Table, files: Files, hashes: Hashes, params: Params, ctx: StageContext
+) -> Checked | None:
+    """The verified pairs (``None`` when the hash distance alone decides)."""
+    if not params.near or not (params.verify or params.features):
+        return None
+    measured: dict[str, object] = {}
+    if params.features is None:
+        candidates = hash_candidates(hashes)
+    else:
+        candidates, measured = feature_candidates(
+            table, files, hashes, params.features, params.max_cosine_distance, ctx
+        )
+    if not params.verify:
+        accepted = Edges(
+            candidates.i, candidates.j, candidates.distance, np.full(candidates.i.size, -1)
+        )
+        checked = Checked(accepted, int(candidates.i.size), 0, int(candidates.i.size), 0, 0)
+    else:
+        checked = check(
+            table, files, candidates, params.min_matches, params.unverified_distance, ctx
+        )
+    return dataclasses.replace(checked, measured=measured)
 
-    One row per distance from 0 to the largest observed (at least to ``threshold``), so
-    every measured image is counted once, at its own distance.
-    """
-    top = max([threshold, *nearest])
-    counts = np.bincount(np.asarray(nearest, dtype=np.int64), minlength=top + 1)
-    return [{"distance": d, "images": int(n)} for d, n in enumerate(counts.tolist())]
+
+def _refused_shots(
+    checked: Checked, files: Files, table: pa.Table
+) -> list[tuple[Shot, Shot, int, int]]:
+    """The refused candidate pairs, as the report shows them."""
+    ids, images, shas = table.column("id"), table.column("image"), table.column("sha256")
+
+    def shot(file: int) -> Shot:
+        row = files.first_row[file]
+        return Shot(str(images[row].as_py()), str(shas[row].as_py()), str(ids[row].as_py()))
+
+    return [(shot(a), shot(b), d, m) for a, b, d, m in checked.refused]
+
+
+def _check_metrics(checked: Checked | None, params: Params) -> dict[str, Any]:
+    """What the second step decided, for ``reports/dedupe.json``."""
+    if checked is None:
+        return {"verify": False}
+    return {
+        "verify": params.verify,
+        "min_matches": params.min_matches,
+        "unverified_distance": params.unverified_distance,
+        "candidate_pairs": checked.candidates,
+        "verified_pairs": checked.matched,
+        "pairs_by_hash_alone": checked.by_hash,
+        "rejected_pairs": checked.rejected,
+        "unreadable_pairs": checked.failed,
+        **checked.measured,
+    }
 
 
 @dataclass
@@ -304,12 +383,18 @@ def _decide(
             )
             decided.conflicts += differs is not None
             extra: dict[str, Any] = {"duplicate_of": kept.id, "distance": dist, "conflict": differs}
+            matches = -1 if grouping.matches is None else int(grouping.matches[member.index])
+            if grouping.matches is not None:
+                extra["matches"] = matches if matches >= 0 else None
+            if matches >= 0:
+                how += f", {matches} keypoints agree"
             if params.invariant:
                 extra["orientation"] = None if other_file == kept_file else turned
             out.remove(member.id, "duplicate", how, source=member.source, **extra)
             decided.removed[member.index] = True
             decided.duplicates[kept.index] += 1
             caption = f"{member.id} · d={dist}"
+            caption += f" · {matches} matches" if matches >= 0 else ""
             caption += " (identical file)" if other_file == kept_file else ""
             caption += f" · {turned}" if turned != "identity" else ""
             caption += f" · {member.width}x{member.height} · {labels(member.annotations)}"
@@ -362,56 +447,3 @@ def _manifest(
     return kept.append_column(
         DUPLICATES_COLUMN, pa.array(decided.duplicates[kept_rows], type=pa.int64())
     )
-
-
-def _nearest_of(words: npt.NDArray[np.uint64], rows: list[int]) -> list[tuple[int, int]]:
-    """Executor work item: ``(distance, item)`` of each row's nearest other item."""
-    dist, other = hamming.nearest(words, rows)
-    return list(zip(dist.tolist(), other.tolist(), strict=True))
-
-
-def _nearest(
-    data: ReportData,
-    params: Params,
-    hashes: Hashes,
-    files: Files,
-    grouping: Grouping,
-    table: pa.Table,
-    ctx: StageContext,
-) -> None:
-    """Fill the histogram of nearest distances and the near misses, from a sample.
-
-    The brute-force search from the sampled hashes to all runs on the workers, one share
-    of the sample each.
-    """
-    hashed = hashes.hashed
-    kept_for = grouping.kept[np.asarray(files.first_row, dtype=np.int64)]  # by file
-    total = int(hashed.size)
-    size = min(total, params.histogram_sample)
-    if size == 0:
-        return
-    rows = np.unique(np.linspace(0, total - 1, size).round().astype(np.int64))
-    share = -(-rows.size // ctx.executor.workers)
-    work = functools.partial(_nearest_of, hashes.words)
-    found = list(ctx.executor.map_chunks(work, rows.tolist(), share))
-    dist = np.array([d for d, _ in found], dtype=np.int64)
-    other = np.array([j for _, j in found], dtype=np.int64)
-    data.nearest = [int(d) for d in dist if d >= 0]
-    data.sampled_of = total
-    low, high = params.max_distance, params.max_distance + _NEAR_MISS_MARGIN
-    misses: dict[tuple[int, int], int] = {}
-    for row, d, j in zip(rows.tolist(), dist.tolist(), other.tolist(), strict=True):
-        a, b = int(hashed[row]), int(hashed[j]) if j >= 0 else -1
-        if low < d <= high and kept_for[a] != kept_for[b]:
-            misses[(min(a, b), max(a, b))] = d
-    ids = table.column("id")
-    images = table.column("image")
-    shas = table.column("sha256")
-
-    def shot(file: int) -> Shot:
-        row = files.first_row[file]
-        image, sha = str(images[row].as_py()), str(shas[row].as_py())
-        return Shot(image, sha, str(ids[row].as_py()))
-
-    chosen = sorted(misses.items(), key=lambda kv: (kv[1], kv[0]))[:_NEAR_MISSES_SHOWN]
-    data.near_misses = [(shot(a), shot(b), d) for (a, b), d in chosen]

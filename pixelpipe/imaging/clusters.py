@@ -33,7 +33,7 @@ import numpy as np
 from pixelpipe.imaging.hamming import pair_distances
 from pixelpipe.imaging.mih import I64
 
-__all__ = ["Stars", "components", "star_clusters"]
+__all__ = ["Stars", "components", "star_clusters", "star_clusters_on_edges"]
 
 
 @dataclass(frozen=True)
@@ -129,5 +129,58 @@ def star_clusters(
         joined = measured <= threshold  # a head is at 0 from itself, so each round ends one
         centre[active[joined]] = heads[joined]
         distance[active[joined]] = measured[joined]
+        active = active[~joined]
+    return Stars(centre, distance, component)
+
+
+def star_clusters_on_edges(
+    count: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    weight: np.ndarray,
+    priority: np.ndarray,
+) -> Stars:
+    """:func:`star_clusters` where "within the threshold" is an explicit set of edges.
+
+    For a decision that is not a distance (a verified pair of images): an item joins a
+    centre only if the pair (item, centre) is one of the edges, so every member is linked
+    to its centre directly, never through a chain. The same rounds, properties and
+    determinism as :func:`star_clusters`.
+
+    Args:
+        count: Number of items.
+        i: One item of each edge.
+        j: The other item.
+        weight: Each edge's figure (its distance), reported for members.
+        priority: For each item, lower comes first as a centre (ties: lower index).
+
+    Returns:
+        Each item's centre, its edge's weight to it (0 for a centre) and its component.
+    """
+    a, b = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    keys = np.minimum(a, b) * count + np.maximum(a, b)
+    order = np.argsort(keys, kind="stable")
+    keys, weights = keys[order], np.asarray(weight, dtype=np.int64)[order]
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.lexsort((np.arange(count), np.asarray(priority)))] = np.arange(count)
+    component = components(count, a, b)
+    centre = np.arange(count, dtype=np.int64)
+    distance = np.zeros(count, dtype=np.int64)
+    sizes = np.bincount(component, minlength=count)
+    active = np.flatnonzero(sizes[component] > 1)
+    active = active[np.lexsort((rank[active], component[active]))]
+    while active.size:
+        owner = component[active]
+        first = np.ones(active.size, dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        heads = active[first][np.cumsum(first) - 1]
+        wanted = np.minimum(active, heads) * count + np.maximum(active, heads)
+        at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
+        linked = (keys[at] == wanted) if keys.size else np.zeros(active.size, dtype=bool)
+        joined = linked | (active == heads)  # a head is its own centre: each round ends one
+        centre[active[joined]] = heads[joined]
+        distance[active[joined]] = np.where(active == heads, 0, weights[at] if keys.size else 0)[
+            joined
+        ]
         active = active[~joined]
     return Stars(centre, distance, component)

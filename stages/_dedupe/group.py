@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pixelpipe.imaging import hamming
-from pixelpipe.imaging.clusters import Stars, star_clusters
+from pixelpipe.imaging.clusters import Stars, star_clusters, star_clusters_on_edges
 from stages._dedupe.decide import KeepPolicy, Member, keep_order
 
 I64 = npt.NDArray[np.int64]
@@ -56,6 +56,8 @@ class Grouping:
         chains: The components cut into several clusters, largest first.
         largest_component: Samples in the largest connected component (what union-find
             would have made the largest cluster).
+        matches: With verified edges, for each row the verification figure of its pair
+            with the kept row (-1 for kept rows and copies of the same file or hash).
     """
 
     kept: I64
@@ -64,6 +66,24 @@ class Grouping:
     members: dict[int, Member]
     chains: list[Chain]
     largest_component: int
+    matches: I64 | None = None
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Verified pairs of distinct files: the only links clusters may use.
+
+    Attributes:
+        i: One file of each pair.
+        j: The other file.
+        distance: Their hash distance.
+        matches: The verification's figure (inliers) of the pair.
+    """
+
+    i: I64
+    j: I64
+    distance: I64
+    matches: I64
 
 
 def members(table: pa.Table, rows: list[int]) -> list[Member]:
@@ -99,6 +119,7 @@ def group(
     found: hamming.SearchResult | None,
     threshold: int,
     policy: KeepPolicy,
+    edges: Edges | None = None,
 ) -> Grouping:
     """Cluster the manifest's rows around the rows the keep policy keeps.
 
@@ -110,6 +131,8 @@ def group(
         found: The search over ``words`` (``None`` when nothing was searched).
         threshold: ``max_distance``.
         policy: The keep policy.
+        edges: Verified pairs of files: when given, a sample joins a kept sample only
+            through one of them (or by sharing its file or hash), not by distance.
     """
     rows = int(file_of_row.size)
     files = int(file_of_row.max(initial=-1)) + 1
@@ -124,6 +147,10 @@ def group(
     _, first_of_code = np.unique(inverse, return_index=True)
     codes[:codes_count] = words[first_of_code]
     pairs = found.unique_pairs if found is not None else hamming.Pairs.empty()
+    if edges is not None:
+        ends = node_of_file[edges.i], node_of_file[edges.j]
+        apart = ends[0] != ends[1]
+        pairs = hamming.Pairs.build(ends[0][apart], ends[1][apart], edges.distance[apart])
     node_of_row = node_of_file[file_of_row]
 
     # Keep-policy ranks, computed only for rows that share a node or a pair.
@@ -137,7 +164,10 @@ def group(
     priority = np.full(nodes, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(priority, node_of_row, rank)
 
-    stars = star_clusters(codes, pairs.i, pairs.j, threshold, priority)
+    if edges is None:
+        stars = star_clusters(codes, pairs.i, pairs.j, threshold, priority)
+    else:
+        stars = star_clusters_on_edges(nodes, pairs.i, pairs.j, pairs.distance, priority)
     by_node = np.lexsort((rank, node_of_row))  # each node's rows, preferred first
     first = by_node[_first_of_runs(node_of_row[by_node])]
     best_row = np.zeros(nodes, dtype=np.int64)
@@ -150,7 +180,26 @@ def group(
     chosen = {m.index: m for m in ordered if m.index in clustered}
     component_rows = np.bincount(stars.component[node_of_row], minlength=nodes)
     chains = _chains(codes, stars, pairs, best_row, rank, component_rows)
-    return Grouping(kept, distance, rank, chosen, chains, int(component_rows.max(initial=0)))
+    largest = int(component_rows.max(initial=0))
+    matches = None if edges is None else _matches(edges, node_of_file, node_of_row, kept)
+    return Grouping(kept, distance, rank, chosen, chains, largest, matches)
+
+
+def _matches(edges: Edges, node_of_file: I64, node_of_row: I64, kept: I64) -> I64:
+    """For each row, the verification figure of the edge to its kept row's node, or -1."""
+    nodes = int(node_of_file.max(initial=-1)) + 1
+    a, b = node_of_file[edges.i], node_of_file[edges.j]
+    keys = np.minimum(a, b) * nodes + np.maximum(a, b)
+    order = np.argsort(keys, kind="stable")
+    keys, figures = keys[order], edges.matches[order]
+    mine, theirs = node_of_row, node_of_row[kept]
+    wanted = np.minimum(mine, theirs) * nodes + np.maximum(mine, theirs)
+    out = np.full(node_of_row.size, -1, dtype=np.int64)
+    if keys.size:
+        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        found = (keys[at] == wanted) & (mine != theirs)
+        out[found] = figures[at[found]]
+    return out
 
 
 def _chains(

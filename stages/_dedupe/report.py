@@ -92,6 +92,9 @@ class ReportData:
         chains: The chains shown.
         chains_total: Chains cut in all.
         near_misses: Pairs just above the threshold: ``(a, b, distance)``.
+        refused: Candidate pairs the second check refused, most agreeing keypoints
+            first: ``(a, b, distance, matches)``.
+        min_matches: The check's ``min_matches`` (0 when there was no check).
         unhashable: ``(id, error)`` of images that could not be hashed.
         thumbnails: The data URI of every thumbnail shown (:func:`shown_shots`).
     """
@@ -108,6 +111,8 @@ class ReportData:
     chains: Sequence[ChainView] = ()
     chains_total: int = 0
     near_misses: Sequence[tuple[Shot, Shot, int]] = ()
+    refused: Sequence[tuple[Shot, Shot, int, int]] = ()
+    min_matches: int = 0
     unhashable: Sequence[tuple[str, str]] = ()
     thumbnails: dict[ThumbKey, str] = field(default_factory=dict)
 
@@ -135,6 +140,9 @@ def shown_shots(data: ReportData) -> Iterator[Shot]:
             yield cluster.kept
             yield from cluster.removed[:_PER_CLUSTER]
     for a, b, _ in data.near_misses:
+        yield a
+        yield b
+    for a, b, _, _ in data.refused:
         yield a
         yield b
 
@@ -277,6 +285,25 @@ def _near_misses(data: ReportData) -> str:
     )
 
 
+def _refused(data: ReportData) -> str:
+    if not data.min_matches:
+        return ""
+    head = "<h2>Candidates the check refused</h2>"
+    if not data.refused:
+        return head + "<p>The check refused no candidate pair.</p>"
+    pairs = "".join(
+        f'<div class="pair">{_card(data, a)}{_card(data, b)}'
+        f'<div class="dist">d = {d} · {m} matches</div></div>'
+        for a, b, d, m in data.refused
+    )
+    return (
+        head + "<p class=muted>Pairs within <code>max_distance</code> whose keypoints "
+        f"did not agree: fewer than <code>min_matches</code> = {data.min_matches} fit one "
+        "transform. They are kept. Different pictures that look alike belong here; if "
+        "copies do, lower <code>min_matches</code>.</p>" + pairs
+    )
+
+
 def _unhashable(data: ReportData) -> str:
     if not data.unhashable:
         return ""
@@ -308,6 +335,7 @@ def render(data: ReportData) -> str:
         + _chains(data)
         + "<h2>Near misses</h2>"
         + _near_misses(data)
+        + _refused(data)
         + _unhashable(data)
     )
     return page(f"{data.stage}: duplicates", body)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixelpipe.imaging import hamming
-from pixelpipe.imaging.clusters import Stars, components, star_clusters
+from pixelpipe.imaging.clusters import Stars, components, star_clusters, star_clusters_on_edges
 
 BITS = 64
 
@@ -183,3 +183,17 @@ def test_components_are_union_finds_labels(seed: int) -> None:
     forest.union_pairs(i, j)
     assert np.array_equal(components(count, i, j), forest.labels())
     assert components(0, np.zeros(0), np.zeros(0)).size == 0
+
+
+def test_stars_on_edges_join_only_items_linked_to_their_centre() -> None:
+    # 0-1, 1-2 and 0-3 are edges; 2 is not linked to 0, so it starts a cluster of its own
+    # (with 1 already taken by 0) instead of joining 0 through 1.
+    i, j = np.array([0, 1, 0]), np.array([1, 2, 3])
+    weight = np.array([5, 7, 9])
+    stars = star_clusters_on_edges(5, i, j, weight, np.arange(5))
+    assert stars.centre.tolist() == [0, 0, 2, 0, 4]
+    assert stars.distance.tolist() == [0, 5, 0, 9, 0]
+    assert stars.component.tolist() == [0, 0, 0, 0, 4]
+    # Priorities decide the centres: with 1 first, it takes 0 and 2; 3 is left alone.
+    again = star_clusters_on_edges(5, j, i, weight, np.array([1, 0, 2, 3, 4]))
+    assert again.centre.tolist() == [1, 1, 1, 3, 4]

@@ -123,6 +123,8 @@ def test_with_invariance_flipped_copies_join_too(imagededup: Path) -> None:
     ):
         assert _object(removed[name]["duplicate_of"]) == "00120"
         assert removed[name]["orientation"] in ("flip_left_right", None)
+        # Verified with the kept image turned the same way (or the same file as a copy).
+        assert removed[name]["orientation"] is None or removed[name]["matches"] >= 20
     assert all(_object(i) == _object(r["duplicate_of"]) for i, r in removed.items())
     # Left of object 00120: one copy (all are 640x480 without labels, so the first source
     # path wins) and the copy turned by about 20 degrees.
@@ -194,7 +196,7 @@ def test_demo_duplicates_are_removed_with_reasons_and_reported(demo_project: Pat
     assert len(to_hex(cat["phash"])) == 16
     report = (demo_project / "data" / "dedupe" / "report.html").read_text()
     assert "Duplicate clusters (4)" in report and "data:image/jpeg;base64," in report
-    assert "max_distance = 6" in report
+    assert "max_distance = 12" in report
     assert "Chains cut into several clusters (0)" in report and metrics["chains_split"] == 0
 
 
@@ -248,7 +250,7 @@ def crops(project: Path, corpora: Path, tmp_path: Path) -> Path:
 def test_a_chain_of_copies_is_cut_so_no_image_is_removed_as_a_copy_of_one_far_from_it(
     crops: Path,
 ) -> None:
-    metrics = _run(crops, {"max_distance": 8})  # every link is within 8 (margin 2)
+    metrics = _run(crops, {"max_distance": 8, "verify": False})  # links within 8 (margin 2)
     removed = _removed(crops)
     # Union-find made one cluster of the five and removed crop_12 as a copy of crop_00 at
     # distance 20. Now each cluster forms around the largest remaining image.
