@@ -48,7 +48,7 @@ PLAIN_DISTANCE = 6
 """Pairs too plain to verify are duplicates by the hash alone within this distance."""
 SEED = 0
 SPEC = VerifySpec()
-HASH = HashSpec()  # pHash 8x8, draft decoding, as the dedupe stage hashes
+HASH = HashSpec(reframe=True)  # pHash 8x8, draft decoding, and the centred square: as dedupe
 LANCZOS = Image.Resampling.LANCZOS
 TOP = 12  # candidate pairs listed by inliers
 
@@ -120,10 +120,12 @@ EDITS: dict[str, tuple[Edit, int]] = {  # edit, JPEG quality of the stored copy
     "jpeg_q30": (lambda im, rng: im, 30),
     "grayscale": (lambda im, rng: im.convert("L"), 90),
     "watermark": (_watermark, 90),
+    "crop_5%": (_crop(0.05), 90),
     "crop_10%": (_crop(0.10), 90),
     "crop_15%": (_crop(0.15), 90),
     "crop_20%": (_crop(0.20), 90),
     "squash_16:10": (_squash, 90),
+    "reframe_4:5": (_reframe(4 / 5), 90),
     "reframe_16:10": (_reframe(16 / 10), 90),
     "reframe_1:1": (_reframe(1.0), 90),
 }
@@ -142,30 +144,38 @@ def accepted(distance: int, verified: Verified, threshold: int) -> bool:
     return inliers >= MIN_MATCHES or (fewest < FEW_KEYPOINTS and distance <= PLAIN_DISTANCE)
 
 
-def ordered(a: str, b: str, digest: dict[str, str]) -> tuple[str, str]:
-    """A pair in the dedupe stage's order: by sha256 of the bytes."""
-    return (a, b) if (digest[a], a) <= (digest[b], b) else (b, a)
+def ordered(a: str, b: str, digest: dict[str, str]) -> tuple[str, str, int]:
+    """A pair in the dedupe stage's order: by sha256 of the bytes, neither turned."""
+    return (a, b, 0) if (digest[a], a) <= (digest[b], b) else (b, a, 0)
 
 
-Measured = tuple[int, Verified]  # (distance, verification) of one pair
+Measured = tuple[int, int, Verified]
+"""One pair: its pHash distance, its candidate distance (the smaller of the whole images'
+and their centred squares', what the stage searches) and its verification."""
+
+
+def apart(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """``(pHash distance, candidate distance)`` of two ``(2, nbytes)`` hash rows."""
+    plain = bits_apart(a[0], b[0])
+    return plain, min(plain, bits_apart(a[1], b[1]))
 
 
 def rates(measured: Sequence[Measured], thresholds: Sequence[int]) -> Json:
     """Share of pairs each rule accepts at each threshold, with the pairs' figures."""
     n = max(1, len(measured))
-    dist = np.array([d for d, _ in measured] or [0])
-    inl = np.array([v[0] for _, v in measured] or [0])
+    dist = np.array([d for d, _, _ in measured] or [0])
+    inl = np.array([v[0] for _, _, v in measured] or [0])
     return {
         "pairs": len(measured),
         "median_distance": float(np.median(dist)),
         "max_distance": int(dist.max()),
         "median_inliers": float(np.median(inl)),
         "min_inliers": int(inl.min()),
-        "verified_share": round(sum(v[0] >= MIN_MATCHES for _, v in measured) / n, 4),
-        "errors": sum(v[2] is not None for _, v in measured),
-        "phash": {str(t): round(sum(d <= t for d, _ in measured) / n, 4) for t in thresholds},
+        "verified_share": round(sum(v[0] >= MIN_MATCHES for _, _, v in measured) / n, 4),
+        "errors": sum(v[2] is not None for _, _, v in measured),
+        "phash": {str(t): round(sum(d <= t for d, _, _ in measured) / n, 4) for t in thresholds},
         "two_step": {
-            str(t): round(sum(accepted(d, v, t) for d, v in measured) / n, 4) for t in thresholds
+            str(t): round(sum(accepted(c, v, t) for _, c, v in measured) / n, 4) for t in thresholds
         },
     }
 
@@ -189,8 +199,8 @@ def edited_recall(
         verified = verify_read(SPEC, blobs.__getitem__, pairs)
         for name, result in zip(EDITS, verified, strict=True):
             with Image.open(io.BytesIO(blobs[name])) as opened:
-                code = hash_image(opened, HASH)[0]
-            measured[name].append((bits_apart(codes[index], code), result))
+                code = hash_image(opened, HASH)
+            measured[name].append((*apart(codes[index], code), result))
     return {name: rates(values, thresholds) for name, values in measured.items()}
 
 
@@ -225,24 +235,25 @@ def real_recall(neardup: Path, thresholds: Sequence[int]) -> Json:
             files = sorted(str(p) for p in Path(files[0]).glob("*.jpg"))
         if len(files) < 2 or not all(Path(f).is_file() for f in files):
             continue
-        code = dict(zip(files, hash_files(files, HASH).codes[:, 0], strict=True))
+        code = dict(zip(files, hash_files(files, HASH).codes, strict=True))
         digest = {f: hashlib.sha256(read_file(f)).hexdigest() for f in files}
         pairs = sorted(ordered(a, b, digest) for a, b in itertools.combinations(files, 2))
         verified = verify_read(SPEC, read_file, pairs)
-        distances = [bits_apart(code[a], code[b]) for a, b in pairs]
+        distances = [apart(code[a], code[b]) for a, b, _ in pairs]
+        measured = [(d, c, v) for (d, c), v in zip(distances, verified, strict=True)]
         out[row] = {
             "kind": kind,
-            **rates(list(zip(distances, verified, strict=True)), thresholds),
+            **rates(measured, thresholds),
             "detail": [
                 pair_record(a, b, d, v)
-                for (a, b), d, v in zip(pairs, distances, verified, strict=True)
+                for (a, b, _), (d, _), v in zip(pairs, distances, verified, strict=True)
             ],
         }
     return out
 
 
 def _verify_pooled(
-    pairs: list[tuple[str, str]], chunk: int, workers: int
+    pairs: list[tuple[str, str, int]], chunk: int, workers: int
 ) -> tuple[float, list[Verified]]:
     """Seconds and results on a warm pool (started and imports done before timing)."""
     pool = ProcessExecutor(workers)
@@ -261,12 +272,13 @@ def _partners(i: np.ndarray, j: np.ndarray, keep: np.ndarray) -> int:
 
 
 def hash_photos(paths: list[str]) -> tuple[np.ndarray, dict[str, str], float, int]:
-    """Packed hashes ``(n, nbytes)``, sha256 digests, hashing seconds, unreadable files."""
+    """Packed hashes ``(n, 2, nbytes)`` (whole image, centred square), sha256 digests,
+    hashing seconds, unreadable files."""
     digest = {p: hashlib.sha256(read_file(p)).hexdigest() for p in paths}  # warms the cache
     started = time.perf_counter()
     batch = hash_files(paths, HASH)
     seconds = time.perf_counter() - started
-    return batch.codes[:, 0], digest, seconds, sum(e is not None for e in batch.errors)
+    return batch.codes, digest, seconds, sum(e is not None for e in batch.errors)
 
 
 def false_pairs(
@@ -281,21 +293,28 @@ def false_pairs(
     The candidates within the largest threshold are verified once; lower thresholds reuse
     the results.
     """
-    words = to_words(codes)
+    words, squares = to_words(codes[:, :1]), to_words(codes[:, 1:])
     search_s: dict[str, float] = {}
     found = hamming.Pairs.empty()
     for t in thresholds:
         started = time.perf_counter()
-        found = hamming.search(words, t).pairs()
+        whole, square = hamming.search(words, t).pairs(), hamming.search(squares, t).pairs()
+        found = hamming.Pairs.build(
+            np.concatenate([whole.i, square.i]),
+            np.concatenate([whole.j, square.j]),
+            np.concatenate([whole.distance, square.distance]),
+        )
         search_s[str(t)] = round(time.perf_counter() - started, 4)
     index = {p: k for k, p in enumerate(paths)}
     pairs = sorted(
         ordered(paths[a], paths[b], digest)
         for a, b in zip(found.i.tolist(), found.j.tolist(), strict=True)
     )
-    i = np.array([index[a] for a, _ in pairs], dtype=np.int64)
-    j = np.array([index[b] for _, b in pairs], dtype=np.int64)
+    i = np.array([index[a] for a, _, _ in pairs], dtype=np.int64)
+    j = np.array([index[b] for _, b, _ in pairs], dtype=np.int64)
     dist = hamming.pair_distances(words, i, j) if pairs else np.zeros(0, dtype=np.int64)
+    near = hamming.pair_distances(squares, i, j) if pairs else np.zeros(0, dtype=np.int64)
+    candidate = np.minimum(dist, near)
     chunk = chunk_size(len(pairs), workers)
     started = time.perf_counter()
     parts = [pairs[k : k + chunk] for k in range(0, len(pairs), chunk)]
@@ -309,7 +328,8 @@ def false_pairs(
     for t in thresholds:
         within = dist <= t
         kept = np.array(
-            [accepted(int(d), v, t) for d, v in zip(dist, verified, strict=True)], dtype=bool
+            [accepted(int(c), v, t) for c, v in zip(candidate, verified, strict=True)],
+            dtype=bool,
         )
         per_threshold[str(t)] = {
             "phash_pairs": int(within.sum()),
@@ -331,7 +351,7 @@ def false_pairs(
         "verify_errors": sum(v[2] is not None for v in verified),
         "per_threshold": per_threshold,
         "inliers_histogram": histogram,
-        "top_by_inliers": [pair_record(*pairs[k], int(dist[k]), verified[k]) for k in top],
+        "top_by_inliers": [pair_record(*pairs[k][:2], int(dist[k]), verified[k]) for k in top],
     }
     cost = {
         "search_s": search_s,

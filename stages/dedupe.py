@@ -64,7 +64,9 @@ class Params(StageParams):
     verify: bool = True
     """Check each candidate pair: ORB keypoints of both images must agree with one affine
     transform (``min_matches`` of them), which copies (resized, re-encoded, cropped,
-    reframed, squashed, watermarked, gray) pass and look-alike photos do not."""
+    reframed, squashed, watermarked, gray) pass and look-alike photos do not. Candidates
+    then also include pairs whose centred squares' hashes are within ``max_distance``
+    (reframed copies)."""
     min_matches: int = Field(default=MIN_MATCHES, ge=1)
     """Keypoints that must agree for a verified pair (docs/dedupe.md: the recall and false
     pairs at each value)."""
@@ -138,24 +140,29 @@ _PLOTS = {
 def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageResult:
     """Remove exact and near-duplicate images, keeping one of each cluster; report them.
 
-    Exact duplicates share a SHA-256. Near duplicates have perceptual hashes (pHash by
-    default, the imagehash algorithms) within ``max_distance`` bits; each file is decoded
-    once, at reduced size for JPEGs, and hashed in batches on the workers; a rerun hashes
-    only images it has not hashed before with the same params (the per-item cache, by
-    SHA-256), while the search below always covers every image. All pairs within
-    the threshold are found by a multi-index search whose cost does not grow with the square
-    of the dataset. Clusters form around the sample the ``keep`` policy prefers: it keeps
-    every remaining sample within ``max_distance`` of it, and the rest of a chain of copies
-    of copies forms clusters of its own, so a sample is only ever removed as a copy of one
-    it is within ``max_distance`` of. The removed samples go to ``removed.parquet`` with
-    reason ``duplicate``, ``duplicate_of`` (the kept id), ``distance`` (to the kept sample;
-    0 for identical files) and ``conflict`` (how their labels differ from the kept
-    sample's, if they do: the kept sample keeps its own). The
-    hash is kept as a manifest column named after the algorithm (``phash``: big-endian
-    bytes, ``.hex()`` is imagehash's string), with ``duplicates`` (copies removed).
-    ``report.html`` in the output shows the clusters side by side with their distances, the
-    chains that were cut into several clusters, the near misses, and a histogram of nearest
-    distances to choose the threshold (also a DVC plot, ``nearest_distance``).
+    Exact duplicates share a SHA-256. Near duplicates are found in two steps. Candidates:
+    the pairs whose perceptual hashes (pHash by default, the imagehash algorithms), of the
+    whole images or of their centred squares, are within ``max_distance`` bits, found by a
+    multi-index search whose cost does not grow with the square of the dataset (or, with
+    ``features``, the pairs of a vector column within ``max_cosine_distance``). Check:
+    each candidate pair is kept only if ``min_matches`` ORB keypoints of the two images
+    agree with one affine transform, which resized, re-encoded, cropped, reframed and
+    watermarked copies pass and look-alike photos do not (``verify: false``: the hash
+    distance alone decides). Each file is decoded and hashed once, on the workers, and
+    each pair checked once, through the per-item cache, so a new data drop costs only its
+    new files and pairs. Clusters form around the sample the ``keep`` policy prefers: it
+    keeps every remaining sample paired with it, and the rest of a chain of copies of
+    copies forms clusters of its own, so a sample is only ever removed as a copy of one it
+    was itself paired with. The removed samples go to ``removed.parquet`` with reason
+    ``duplicate``, ``duplicate_of`` (the kept id), ``distance`` (hash bits to the kept
+    sample; 0 for identical files), ``matches`` (keypoints that agree) and ``conflict``
+    (how their labels differ from the kept sample's, if they do: the kept sample keeps its
+    own). The hash is kept as a manifest column named after the algorithm (``phash``:
+    big-endian bytes, ``.hex()`` is imagehash's string), with ``duplicates`` (copies
+    removed). ``report.html`` in the output shows the clusters side by side with both
+    figures, the chains cut into several clusters, the near misses, the candidates the
+    check refused, and a histogram of nearest distances (also a DVC plot,
+    ``nearest_distance``).
 
     ```yaml
     # pipelines/default.yaml
@@ -167,14 +174,18 @@ def dedupe(inputs: list[Dataset], params: Params, ctx: StageContext) -> StageRes
     dedupe:
       algorithm: phash          # dhash, ahash, whash
       hash_size: 8              # 64-bit hashes
-      max_distance: 6           # bits; see the report's histogram
+      max_distance: 12          # bits: candidates; see the report's histogram
+      verify: true              # keypoints must agree (false: 6 bits alone decide)
+      min_matches: 20
+      features: null            # or a vector column a stage adds (an embedding)
       invariant: false          # true: also flipped / rotated copies
       keep: largest             # most_annotations, first
     ```
     """
     (dataset,) = inputs
     table = dataset.table
-    spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant)
+    reframe = params.near and params.verify and params.features is None
+    spec = HashSpec(params.algorithm, params.hash_size, params.draft, params.invariant, reframe)
     files = distinct_files(table)
     hashes = hash_and_search(table, files, spec, params.near, params.max_distance, ctx)
     checked = _second_step(table, files, hashes, params, ctx)
@@ -437,7 +448,7 @@ def _manifest(
         kept = kept.append_column(params.algorithm, pa.array(plain, type=pa.binary(spec.nbytes)))
         if spec.invariant:
             every = [
-                hashes.codes[f].tobytes() if good else None
+                hashes.codes[f, : spec.orientations].tobytes() if good else None
                 for f, good in zip(file_of, ok, strict=True)
             ]
             kept = kept.append_column(

@@ -77,12 +77,16 @@ class HashSpec:
         draft: Let the JPEG decoder downscale (fast); ``False`` decodes at full size
             and reproduces imagehash exactly.
         invariant: Also hash the seven other orientations (flips and 90-degree turns).
+        reframe: Also hash the image's centred square (one more hash, the last row): a
+            copy reframed to another aspect by a centred crop that keeps the short side
+            (16:9 to 16:10, 3:4 to 4:5 or 1:1) has the same centred square.
     """
 
     algorithm: Algorithm = "phash"
     hash_size: int = 8
     draft: bool = True
     invariant: bool = False
+    reframe: bool = False
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -103,8 +107,13 @@ class HashSpec:
 
     @property
     def orientations(self) -> int:
-        """Hashes per image: 8 when invariant, else 1."""
+        """Orientations hashed per image: 8 when invariant, else 1."""
         return len(ORIENTATIONS) if self.invariant else 1
+
+    @property
+    def rows(self) -> int:
+        """Hashes per image: the orientations, and the centred square with ``reframe``."""
+        return self.orientations + int(self.reframe)
 
     def small_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """``(width, height)`` the image is resized to before hashing.
@@ -156,11 +165,12 @@ def small_images(image: Image.Image, spec: HashSpec) -> list[U8]:
     Returns:
         ``[small]``, or for an invariant hash whose small image is not square (dHash)
         ``[small, swapped]`` where ``swapped`` was resized to height x width, for the
-        orientations that swap axes.
+        orientations that swap axes; with ``reframe``, then the centred square resized
+        to the small size.
     """
     full = image.size
     width, height = spec.small_size(full)
-    box = None
+    box: tuple[float, float, float, float] | None = None
     if spec.draft:  # JPEG (and MPO) only; other formats return None and decode in full
         side = max(width, height)
         drafted = image.draft("L", (side, side))
@@ -170,7 +180,26 @@ def small_images(image: Image.Image, spec: HashSpec) -> list[U8]:
     sizes = [(width, height)]
     if spec.invariant and width != height:
         sizes.append((height, width))
-    return [np.asarray(gray.resize(size, _RESAMPLE, box=box)) for size in sizes]
+    smalls = [np.asarray(gray.resize(size, _RESAMPLE, box=box)) for size in sizes]
+    if spec.reframe:
+        square = _square(full, box)  # a box filter: a quarter of Lanczos's cost, same use
+        smalls.append(np.asarray(gray.resize((width, height), Image.Resampling.BOX, box=square)))
+    return smalls
+
+
+def _square(
+    full: tuple[int, int], box: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float]:
+    """The centred square of an image of size ``full``, in decoded coordinates.
+
+    ``box`` is where the full image lies in a draft-decoded one (``None``: not drafted).
+    """
+    width, height = full
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    x0, y0, x1, y1 = box or (0.0, 0.0, float(width), float(height))
+    sx, sy = (x1 - x0) / max(width, 1), (y1 - y0) / max(height, 1)
+    return (x0 + left * sx, y0 + top * sy, x0 + (left + side) * sx, y0 + (top + side) * sy)
 
 
 def _phash(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -237,12 +266,16 @@ def orientation_stack(smalls: list[U8], spec: HashSpec) -> U8:
         spec: The hash.
 
     Returns:
-        ``(orientations, height, width)``.
+        ``(rows, height, width)``: the orientations, then the centred square with
+        ``reframe``.
     """
+    square = [smalls[-1]] if spec.reframe else []
+    views = smalls[:-1] if spec.reframe else smalls
     if not spec.invariant:
-        return smalls[0][None]
-    swapped = smalls[-1]
-    return np.stack([orient(smalls[0] if k < 4 else swapped, k) for k in range(len(ORIENTATIONS))])
+        return np.stack([views[0], *square])
+    swapped = views[-1]
+    turned = [orient(views[0] if k < 4 else swapped, k) for k in range(len(ORIENTATIONS))]
+    return np.stack([*turned, *square])
 
 
 def hash_image(image: Image.Image, spec: HashSpec | None = None) -> U8:
@@ -253,7 +286,7 @@ def hash_image(image: Image.Image, spec: HashSpec | None = None) -> U8:
         spec: The hash; pHash of size 8 by default.
 
     Returns:
-        ``(orientations, nbytes)``: row 0 is the image as it is.
+        ``(rows, nbytes)``: row 0 is the image as it is.
     """
     spec = spec or HashSpec()
     return hash_pixels(orientation_stack(small_images(image, spec), spec), spec)
@@ -264,7 +297,8 @@ class HashBatch:
     """Hashes of many files.
 
     Attributes:
-        codes: ``(n, orientations, nbytes)`` uint8; zero rows where ``errors`` has a message.
+        codes: ``(n, rows, nbytes)`` uint8 (:attr:`HashSpec.rows`); zero rows where
+            ``errors`` has a message.
         errors: Per file, ``None`` or why it could not be hashed.
     """
 
@@ -307,7 +341,7 @@ def _hash_stacks(stacks: Sequence[U8 | None], spec: HashSpec) -> U8:
     for index, stack in enumerate(stacks):
         if stack is not None:
             groups.setdefault(stack.shape, []).append((index, stack))
-    codes = np.zeros((len(stacks), spec.orientations, spec.nbytes), dtype=np.uint8)
+    codes = np.zeros((len(stacks), spec.rows, spec.nbytes), dtype=np.uint8)
     for members in groups.values():
         rows = [index for index, _ in members]
         codes[rows] = hash_pixels(np.stack([stack for _, stack in members]), spec)
@@ -344,8 +378,8 @@ def hash_read(spec: HashSpec, read: Callable[[S], bytes], sources: list[S]) -> l
         sources: What ``read`` takes.
 
     Returns:
-        Per source ``(codes, error, transient)``: ``codes`` is the ``orientations *
-        nbytes`` bytes of its hashes (empty on error), ``error`` why it has none, and
+        Per source ``(codes, error, transient)``: ``codes`` is the ``rows * nbytes``
+        bytes of its hashes (empty on error), ``error`` why it has none, and
         ``transient`` whether that error says nothing of the image's bytes (they could
         not be read: a file gone missing, a network failure; or memory ran short), so
         that trying again may succeed. A decoding error is not transient: the bytes
@@ -381,7 +415,7 @@ def hash_read(spec: HashSpec, read: Callable[[S], bytes], sources: list[S]) -> l
 def hash_chunk(spec: HashSpec, paths: list[str]) -> list[tuple[bytes, str | None]]:
     """Executor work item: hash ``paths``; per file ``(codes, error)``.
 
-    ``codes`` is the ``orientations * nbytes`` bytes of the file's hashes (empty on error).
+    ``codes`` is the ``rows * nbytes`` bytes of the file's hashes (empty on error).
     """
     batch = hash_files(paths, spec)
     return [

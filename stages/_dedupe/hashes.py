@@ -27,9 +27,9 @@ NAMESPACE = "perceptual_hash"
 """Cache namespace of the hashes (one result per distinct file and hash spec)."""
 
 
-def salt(spec: HashSpec) -> tuple[str, int, bool, bool]:
+def salt(spec: HashSpec) -> tuple[str, int, bool, bool, bool]:
     """What the hash of an image depends on besides its bytes."""
-    return (spec.algorithm, spec.hash_size, spec.draft, spec.invariant)
+    return (spec.algorithm, spec.hash_size, spec.draft, spec.invariant, spec.reframe)
 
 
 def transient(result: Hashed) -> bool:
@@ -66,14 +66,16 @@ class Hashes:
     """Hashes of the distinct files and the pairs within the threshold.
 
     Attributes:
-        codes: ``(files, orientations, nbytes)`` packed hashes (zeros where not hashed).
+        codes: ``(files, rows, nbytes)`` packed hashes (zeros where not hashed): the
+            orientations, then with ``reframe`` the centred square.
         errors: Per file, why it could not be hashed, or ``None``.
         hashed: The files that were hashed.
-        words: Their codes as ``uint64`` words (rows follow ``hashed``).
+        words: Their orientations' codes as ``uint64`` words (rows follow ``hashed``).
         position: For each file, its row in ``words`` (-1 when not hashed).
         found: The search over ``words`` (``None`` when nothing was searched).
         method: How the search ran (``index``, ``brute``, ``none``).
         pair_count: Pairs of hashed files within the threshold.
+        square: With ``reframe``, the same search over the centred squares' hashes.
     """
 
     codes: npt.NDArray[np.uint8]
@@ -84,6 +86,7 @@ class Hashes:
     found: hamming.SearchResult | None
     method: str
     pair_count: int
+    square: hamming.SearchResult | None = None
 
 
 def hash_and_search(
@@ -105,7 +108,7 @@ def hash_and_search(
         ctx: The step's context (workers, cache, progress).
     """
     count = len(files.first_row)
-    codes = np.zeros((count, spec.orientations, spec.nbytes), dtype=np.uint8)
+    codes = np.zeros((count, spec.rows, spec.nbytes), dtype=np.uint8)
     errors: list[str | None] = [None] * count
     position = np.full(count, -1, dtype=np.int64)
     nothing = np.zeros(0, dtype=np.int64)
@@ -132,17 +135,27 @@ def hash_and_search(
                 errors[index] = error
     hashed = np.array([i for i, e in enumerate(errors) if e is None], dtype=np.int64)
     position[hashed] = np.arange(hashed.size)
-    words = to_words(codes[hashed])
+    words = to_words(codes[hashed, : spec.orientations])
     ctx.log.info("searching %d hashes within distance %d", hashed.size, max_distance)
-    found = hamming.search(
-        words,
-        max_distance,
+    search = functools.partial(
+        hamming.search,
+        threshold=max_distance,
         bits=spec.bits,
         map_chunks=ctx.executor.map_chunks,
         workers=ctx.executor.workers,
     )
+    found = search(words)
+    square = search(to_words(codes[hashed, -1:])) if spec.reframe else None
     return Hashes(
-        codes, errors, hashed, words, position, found, found.plan.method, pair_count(found)
+        codes,
+        errors,
+        hashed,
+        words,
+        position,
+        found,
+        found.plan.method,
+        pair_count(found),
+        square,
     )
 
 

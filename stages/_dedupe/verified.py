@@ -42,7 +42,7 @@ class Candidates:
     """Candidate pairs of distinct files.
 
     Attributes:
-        i: One file of each pair (the one with the lower file number).
+        i: One file of each pair (the turned one, when a turn matches them).
         j: The other.
         distance: Their hash distance (-1 when either was not hashed).
         turned: The index in :data:`~pixelpipe.imaging.hashing.ORIENTATIONS` of the flip
@@ -87,20 +87,56 @@ class Checked:
 
 
 def hash_candidates(hashes: Hashes) -> Candidates:
-    """The search's pairs as pairs of files: the first file of each distinct hash."""
+    """The searches' pairs as pairs of files: the first file of each distinct hash.
+
+    With ``reframe``, the pairs whose centred squares are within the threshold join those
+    of the whole images; a pair's distance is the smaller of its two.
+    """
     found = hashes.found
-    if found is None or not len(found.unique_pairs):
+    if found is None:
         nothing = np.zeros(0, dtype=np.int64)
         return Candidates(nothing, nothing, nothing, nothing)
-    pairs = found.unique_pairs
-    _, first = np.unique(found.inverse, return_index=True)
-    rows = first.astype(np.int64)  # rows of ``hashes.words``, one per distinct hash
-    a, b = rows[pairs.i], rows[pairs.j]
+    a, b, distance = _files_of(found)
     plain = hamming.pair_distances(hashes.words[:, :1], a, b)
     turned = np.zeros(a.size, dtype=np.int64)
-    for k in np.flatnonzero(plain > pairs.distance).tolist():
+    for k in np.flatnonzero(plain > distance).tolist():
         turned[k], a[k], b[k] = _turn(hashes.words, int(a[k]), int(b[k]))
-    return Candidates(hashes.hashed[a], hashes.hashed[b], pairs.distance, turned)
+    if hashes.square is not None:
+        # Files with the same square but another whole-image hash pair up too.
+        c, d, apart = _files_of(hashes.square, same=True)
+        differ = found.inverse[c] != found.inverse[d]  # one whole-image hash: one node
+        c, d, apart = c[differ], d[differ], apart[differ]
+        both = hamming.Pairs.build(
+            np.concatenate([a, c]), np.concatenate([b, d]), np.concatenate([distance, apart])
+        )
+        # Turned pairs keep their order (the turned image first) and their turn.
+        turns = {(int(x), int(y)): int(t) for x, y, t in zip(a, b, turned, strict=True) if t}
+        first, second = both.i.copy(), both.j.copy()
+        turned = np.zeros(both.i.size, dtype=np.int64)
+        for k, (x, y) in enumerate(zip(both.i.tolist(), both.j.tolist(), strict=True)):
+            if (y, x) in turns:
+                first[k], second[k], turned[k] = y, x, turns[(y, x)]
+            elif (x, y) in turns:
+                turned[k] = turns[(x, y)]
+        a, b, distance = first, second, both.distance
+    return Candidates(hashes.hashed[a], hashes.hashed[b], distance, turned)
+
+
+def _files_of(found: hamming.SearchResult, same: bool = False) -> tuple[I64, I64, I64]:
+    """A search's pairs of distinct codes as pairs of rows (the first row of each code).
+
+    With ``same``, also each further row of a code paired with its first row (distance 0).
+    """
+    _, first = np.unique(found.inverse, return_index=True)
+    rows = first.astype(np.int64)
+    a, b = rows[found.unique_pairs.i], rows[found.unique_pairs.j]
+    distance = found.unique_pairs.distance
+    if same:
+        others = np.flatnonzero(rows[found.inverse] != np.arange(found.inverse.size))
+        a = np.concatenate([a, rows[found.inverse[others]]])
+        b = np.concatenate([b, others.astype(np.int64)])
+        distance = np.concatenate([distance, np.zeros(others.size, dtype=np.int64)])
+    return a, b, distance
 
 
 def _turn(words: npt.NDArray[np.uint64], a: int, b: int) -> tuple[int, int, int]:

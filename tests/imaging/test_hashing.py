@@ -154,3 +154,22 @@ def test_hash_spec_rejects_bad_sizes_and_names() -> None:
     assert HashSpec(hash_size=16).bits == 256
     assert HashSpec("dhash").small_size((640, 480)) == (9, 8)
     assert HashSpec("whash").small_size((640, 480)) == (256, 256)
+
+
+def test_reframe_adds_the_hash_of_the_centred_square_last() -> None:
+    from PIL import Image
+
+    from pixelpipe.imaging.hashing import HashSpec, hash_files, hash_image, hash_pixels
+
+    path = Path(__import__("skimage").__file__).parent / "data" / "chelsea.png"  # 451x300
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    left = (image.width - image.height) / 2  # the centred square, 75.5 to 375.5
+    square = (left, 0.0, left + image.height, float(image.height))
+    small = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX, box=square))
+    for invariant in (False, True):
+        spec = HashSpec(draft=False, invariant=invariant, reframe=True)
+        codes = hash_files([path], spec).codes[0]
+        assert codes.shape == (spec.orientations + 1, 8)
+        assert codes[-1].tobytes() == hash_pixels(small[None], spec)[0].tobytes()
+        assert codes[0].tobytes() == hash_image(image, HashSpec(draft=False))[0].tobytes()

@@ -36,8 +36,8 @@ def _jpeg(image: Image.Image, path: Path) -> None:
 
 @pytest.fixture
 def edited(project: Path, corpora: Path, tmp_path: Path) -> Path:
-    """One photo with a cropped, a reframed and a watermarked copy (pHash 8 to 12 bits from
-    it), and two pairs of distinct look-alike photos (4 and 6 bits apart)."""
+    """One photo with a cropped, two reframed and a watermarked copy, and two pairs of
+    distinct look-alike photos (4 and 6 bits apart)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     with Image.open(corpora / CLOTHING / PHOTO) as opened:
@@ -49,6 +49,8 @@ def edited(project: Path, corpora: Path, tmp_path: Path) -> Path:
     top = (height - kept) // 2
     reframed = photo.crop((0, top, width, top + kept)).resize((300, 300 * kept // width))
     _jpeg(reframed, folder / "reframed.jpg")
+    top = (height - width) // 2  # reframed to 1:1: the whole image 20 bits away, its square 0
+    _jpeg(photo.crop((0, top, width, top + width)).resize((300, 300)), folder / "square.jpg")
     marked = photo.copy()
     ImageDraw.Draw(marked).rectangle(
         (width * 0.05, height * 0.9, width * 0.4, height * 0.97), fill="black"
@@ -90,7 +92,7 @@ def _removed(project: Path, stage: str = "dedupe") -> dict[str, dict[str, Any]]:
 def test_defaults_remove_crops_reframes_and_watermarks_and_keep_look_alikes(edited: Path) -> None:
     metrics = _run(edited, "dedupe", {})
     removed = _removed(edited)
-    assert set(removed) == {"crop.jpg", "reframed.jpg", "marked.jpg"}
+    assert set(removed) == {"crop.jpg", "reframed.jpg", "marked.jpg", "square.jpg"}
     for row in removed.values():
         assert row["duplicate_of"] == "a_photo.png"
         assert row["matches"] >= 20 and row["distance"] <= 12
@@ -118,6 +120,7 @@ def test_a_vector_column_finds_candidates_and_the_check_still_decides(edited: Pa
     assert metrics["features"] == "layout" and metrics["feature_search_recall"] == 1.0
     removed = _removed(edited, "dedupe_features")
     assert "marked.jpg" in removed and removed["marked.jpg"]["matches"] >= 20
+    assert "square.jpg" not in removed  # its colour layout is far: no candidate
     assert not any(a in removed or b in removed for a, b in LOOK_ALIKES)
 
 
