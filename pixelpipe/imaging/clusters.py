@@ -26,9 +26,11 @@ with one Python step per round, not per item.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from pixelpipe.imaging.hamming import pair_distances
 from pixelpipe.imaging.mih import I64
@@ -110,7 +112,24 @@ def star_clusters(
     Returns:
         Each item's centre, its distance to it and its component.
     """
-    count = int(np.asarray(codes).shape[0])
+
+    def link(active: I64, heads: I64) -> tuple[npt.NDArray[np.bool_], I64]:
+        measured = pair_distances(codes, active, heads)
+        return measured <= threshold, measured  # a head is at 0 from itself
+
+    return _rounds(int(np.asarray(codes).shape[0]), i, j, priority, link)
+
+
+Link = Callable[[I64, I64], tuple[npt.NDArray[np.bool_], I64]]
+"""``(items, their heads) -> (joins its head, figure)``: one round's test of each item."""
+
+
+def _rounds(count: int, i: np.ndarray, j: np.ndarray, priority: np.ndarray, link: Link) -> Stars:
+    """Stars built by rounds, over the components of the pairs ``(i, j)``.
+
+    Each round takes the next centre (head) of every unfinished component and gives it the
+    items ``link`` accepts; a head always joins itself, so each round ends one.
+    """
     rank = np.empty(count, dtype=np.int64)
     rank[np.lexsort((np.arange(count), np.asarray(priority)))] = np.arange(count)
     component = components(count, i, j)
@@ -125,10 +144,11 @@ def star_clusters(
         first = np.ones(active.size, dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
         heads = active[first][np.cumsum(first) - 1]
-        measured = pair_distances(codes, active, heads)
-        joined = measured <= threshold  # a head is at 0 from itself, so each round ends one
+        joined, measured = link(active, heads)
+        itself = active == heads
+        joined = joined | itself
         centre[active[joined]] = heads[joined]
-        distance[active[joined]] = measured[joined]
+        distance[active[joined]] = np.where(itself, 0, measured)[joined]
         active = active[~joined]
     return Stars(centre, distance, component)
 
@@ -161,26 +181,12 @@ def star_clusters_on_edges(
     keys = np.minimum(a, b) * count + np.maximum(a, b)
     order = np.argsort(keys, kind="stable")
     keys, weights = keys[order], np.asarray(weight, dtype=np.int64)[order]
-    rank = np.empty(count, dtype=np.int64)
-    rank[np.lexsort((np.arange(count), np.asarray(priority)))] = np.arange(count)
-    component = components(count, a, b)
-    centre = np.arange(count, dtype=np.int64)
-    distance = np.zeros(count, dtype=np.int64)
-    sizes = np.bincount(component, minlength=count)
-    active = np.flatnonzero(sizes[component] > 1)
-    active = active[np.lexsort((rank[active], component[active]))]
-    while active.size:
-        owner = component[active]
-        first = np.ones(active.size, dtype=bool)
-        first[1:] = owner[1:] != owner[:-1]
-        heads = active[first][np.cumsum(first) - 1]
+
+    def link(active: I64, heads: I64) -> tuple[npt.NDArray[np.bool_], I64]:
+        if not keys.size:
+            return np.zeros(active.size, dtype=bool), np.zeros(active.size, dtype=np.int64)
         wanted = np.minimum(active, heads) * count + np.maximum(active, heads)
-        at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
-        linked = (keys[at] == wanted) if keys.size else np.zeros(active.size, dtype=bool)
-        joined = linked | (active == heads)  # a head is its own centre: each round ends one
-        centre[active[joined]] = heads[joined]
-        distance[active[joined]] = np.where(active == heads, 0, weights[at] if keys.size else 0)[
-            joined
-        ]
-        active = active[~joined]
-    return Stars(centre, distance, component)
+        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        return keys[at] == wanted, weights[at]
+
+    return _rounds(count, a, b, priority, link)

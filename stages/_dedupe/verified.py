@@ -114,6 +114,8 @@ def hash_candidates(hashes: Hashes) -> Candidates:
         first, second = both.i.copy(), both.j.copy()
         turned = np.zeros(both.i.size, dtype=np.int64)
         for k, (x, y) in enumerate(zip(both.i.tolist(), both.j.tolist(), strict=True)):
+            if not turns:
+                break
             if (y, x) in turns:
                 first[k], second[k], turned[k] = y, x, turns[(y, x)]
             elif (x, y) in turns:
