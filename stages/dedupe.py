@@ -275,8 +275,9 @@ def _second_step(
             table, files, hashes, params.features, params.max_cosine_distance, ctx
         )
     if not params.verify:
+        unchecked = np.full(candidates.i.size, -1)
         accepted = Edges(
-            candidates.i, candidates.j, candidates.distance, np.full(candidates.i.size, -1)
+            candidates.i, candidates.j, candidates.distance, unchecked, candidates.cosine
         )
         checked = Checked(accepted, int(candidates.i.size), 0, int(candidates.i.size), 0, 0)
     else:
@@ -399,6 +400,9 @@ def _decide(
                 extra["matches"] = matches if matches >= 0 else None
             if matches >= 0:
                 how += f", {matches} keypoints agree"
+            if grouping.cosine is not None:
+                cosine = float(grouping.cosine[member.index])
+                extra["cosine_distance"] = None if np.isnan(cosine) else round(cosine, 6)
             if params.invariant:
                 extra["orientation"] = None if other_file == kept_file else turned
             out.remove(member.id, "duplicate", how, source=member.source, **extra)

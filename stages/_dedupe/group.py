@@ -58,6 +58,8 @@ class Grouping:
             would have made the largest cluster).
         matches: With verified edges, for each row the verification figure of its pair
             with the kept row (-1 for kept rows and copies of the same file or hash).
+        cosine: With edges from a features column, for each row the cosine distance of
+            its pair with the kept row (NaN where there is none).
     """
 
     kept: I64
@@ -67,6 +69,7 @@ class Grouping:
     chains: list[Chain]
     largest_component: int
     matches: I64 | None = None
+    cosine: npt.NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,14 @@ class Edges:
         j: The other file.
         distance: Their hash distance.
         matches: The verification's figure (inliers) of the pair.
+        cosine: The pair's cosine distance, when it came from a features column.
     """
 
     i: I64
     j: I64
     distance: I64
     matches: I64
+    cosine: npt.NDArray[np.float64] | None = None
 
 
 def members(table: pa.Table, rows: list[int]) -> list[Member]:
@@ -181,24 +186,38 @@ def group(
     component_rows = np.bincount(stars.component[node_of_row], minlength=nodes)
     chains = _chains(codes, stars, pairs, best_row, rank, component_rows)
     largest = int(component_rows.max(initial=0))
-    matches = None if edges is None else _matches(edges, node_of_file, node_of_row, kept)
-    return Grouping(kept, distance, rank, chosen, chains, largest, matches)
+    if edges is None:
+        return Grouping(kept, distance, rank, chosen, chains, largest)
+    matches = _per_row(edges, edges.matches, node_of_file, node_of_row, kept, -1)
+    cosine = (
+        None
+        if edges.cosine is None
+        else _per_row(edges, edges.cosine, node_of_file, node_of_row, kept)
+    )
+    return Grouping(kept, distance, rank, chosen, chains, largest, matches.astype(np.int64), cosine)
 
 
-def _matches(edges: Edges, node_of_file: I64, node_of_row: I64, kept: I64) -> I64:
-    """For each row, the verification figure of the edge to its kept row's node, or -1."""
+def _per_row(
+    edges: Edges,
+    figures: np.ndarray,
+    node_of_file: I64,
+    node_of_row: I64,
+    kept: I64,
+    missing: float = np.nan,
+) -> npt.NDArray[np.float64]:
+    """For each row, an edge's figure for the pair it forms with its kept row's node."""
     nodes = int(node_of_file.max(initial=-1)) + 1
     a, b = node_of_file[edges.i], node_of_file[edges.j]
     keys = np.minimum(a, b) * nodes + np.maximum(a, b)
     order = np.argsort(keys, kind="stable")
-    keys, figures = keys[order], edges.matches[order]
+    keys, values = keys[order], np.asarray(figures, dtype=np.float64)[order]
     mine, theirs = node_of_row, node_of_row[kept]
     wanted = np.minimum(mine, theirs) * nodes + np.maximum(mine, theirs)
-    out = np.full(node_of_row.size, -1, dtype=np.int64)
+    out = np.full(node_of_row.size, missing, dtype=np.float64)
     if keys.size:
         at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
         found = (keys[at] == wanted) & (mine != theirs)
-        out[found] = figures[at[found]]
+        out[found] = values[at[found]]
     return out
 
 

@@ -69,7 +69,6 @@ class Checked:
         by_hash: Duplicates by the hash alone (an image too plain to verify).
         rejected: Candidates found not to be the same picture.
         failed: Candidates whose images could not be read.
-        cosine: For each edge, its cosine distance (features only).
         measured: What the candidate search measured (features: method, recall).
         refused: The refused candidates, most agreeing keypoints first (at most
             :data:`REFUSED_SHOWN`): ``(file, file, distance, inliers)``.
@@ -81,7 +80,6 @@ class Checked:
     by_hash: int
     rejected: int
     failed: int
-    cosine: npt.NDArray[np.float64] | None = None
     measured: dict[str, object] = field(default_factory=dict)
     refused: list[tuple[int, int, int, int]] = field(default_factory=list)
 
@@ -211,8 +209,10 @@ def check(
     by_hash = ~matched & unjudged & ~failed & (candidates.distance <= unverified_distance)
     by_hash &= candidates.distance >= 0
     keep = matched | by_hash
-    edges = Edges(candidates.i[keep], candidates.j[keep], candidates.distance[keep], inliers[keep])
     cosine = None if candidates.cosine is None else candidates.cosine[keep]
+    edges = Edges(
+        candidates.i[keep], candidates.j[keep], candidates.distance[keep], inliers[keep], cosine
+    )
     no = np.flatnonzero(~keep & ~failed)
     no = no[np.lexsort((candidates.j[no], candidates.i[no], -inliers[no]))][:REFUSED_SHOWN]
     refused = [
@@ -226,6 +226,5 @@ def check(
         int(by_hash.sum()),
         int((~keep & ~failed).sum()),
         int(failed.sum()),
-        cosine,
         refused=refused,
     )

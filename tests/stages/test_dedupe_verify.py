@@ -120,6 +120,7 @@ def test_a_vector_column_finds_candidates_and_the_check_still_decides(edited: Pa
     assert metrics["features"] == "layout" and metrics["feature_search_recall"] == 1.0
     removed = _removed(edited, "dedupe_features")
     assert "marked.jpg" in removed and removed["marked.jpg"]["matches"] >= 20
+    assert 0.0 <= removed["marked.jpg"]["cosine_distance"] <= 0.1
     assert "square.jpg" not in removed  # its colour layout is far: no candidate
     assert not any(a in removed or b in removed for a, b in LOOK_ALIKES)
 
