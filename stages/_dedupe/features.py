@@ -56,9 +56,28 @@ def read_vectors(
             f"({', '.join(str(n) for n in sorted(lengths))})"
         )
     dim = lengths.pop() if lengths else 0
+    if present.any() and dim == 0:
+        raise PixelpipeError(f"params.yaml: {key}: the vectors of column '{column}' are empty")
     flat = picked.filter(pa.array(present)).flatten().to_numpy(zero_copy_only=False)
     matrix = np.asarray(flat, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((0, 1))
     return matrix, present
+
+
+def _refuse_bad_rows(
+    matrix: np.ndarray, rows: list[int], table: pa.Table, column: str, stage: str
+) -> None:
+    """Raise, naming the samples, when vectors hold NaN, infinity or only zeros."""
+    finite = np.isfinite(matrix).all(axis=1)
+    bad = np.flatnonzero(~finite | (finite & ~np.any(matrix != 0, axis=1)))
+    if not bad.size:
+        return
+    ids = table.column("id")
+    named = ", ".join(f"'{ids[rows[int(k)]].as_py()}'" for k in bad[:5])
+    more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+    raise PixelpipeError(
+        f"params.yaml: {stage}.features: column '{column}': the vectors of {named}{more} "
+        "hold NaN, infinity or only zeros (no direction to compare)"
+    )
 
 
 def feature_candidates(
@@ -72,17 +91,10 @@ def feature_candidates(
     """The pairs of files within ``max_cosine_distance``, and what the search measured."""
     matrix, present = read_vectors(table, column, files, ctx.stage)
     with_vector = np.flatnonzero(present).astype(np.int64)
-    ids = table.column("id")
-    try:
-        found = vectors.cosine_pairs(matrix, max_cosine_distance)
-    except ValueError as exc:
-        message = str(exc)
-        for row in range(int(with_vector.size)):  # name samples, not matrix rows
-            sample = ids[files.first_row[int(with_vector[row])]].as_py()
-            message = message.replace(f"row {row}", f"sample '{sample}'", 1)
-        raise PixelpipeError(
-            f"params.yaml: {ctx.stage}.features: column '{column}': {message}"
-        ) from None
+    _refuse_bad_rows(
+        matrix, [files.first_row[int(k)] for k in with_vector], table, column, ctx.stage
+    )
+    found = vectors.cosine_pairs(matrix, max_cosine_distance)
     recall = vectors.recall(matrix, found, max_cosine_distance)
     a, b = with_vector[found.i], with_vector[found.j]
     distance = np.full(a.size, -1, dtype=np.int64)

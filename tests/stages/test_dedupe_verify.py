@@ -129,3 +129,12 @@ def test_an_unknown_features_column_names_the_key_and_the_close_match(edited: Pa
     run_stage(edited, "embed", PIPELINE, workers=1)
     with pytest.raises(PixelpipeError, match=r"dedupe_features\.features: .*'layot'.*'layout'"):
         _run(edited, "dedupe_features", {"features": "layot"})
+
+
+def test_a_vector_with_nan_names_its_sample(edited: Path) -> None:
+    params = yaml.safe_load((edited / "params.yaml").read_text())
+    params["embed"] = {"broken": "crop.jpg"}
+    (edited / "params.yaml").write_text(yaml.safe_dump(params))
+    run_stage(edited, "embed", PIPELINE, workers=1)
+    with pytest.raises(PixelpipeError, match=r"features: column 'layout': .*'crop\.jpg'.*NaN"):
+        _run(edited, "dedupe_features", {"features": "layout"})
