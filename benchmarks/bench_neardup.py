@@ -40,7 +40,14 @@ from PIL import Image, ImageDraw, ImageFont
 from pixelpipe.engine.executor import ProcessExecutor, chunk_size
 from pixelpipe.imaging import hamming
 from pixelpipe.imaging.hashing import HashSpec, hash_files, hash_image, to_words
-from pixelpipe.imaging.verify import FEW_KEYPOINTS, MIN_MATCHES, Verified, VerifySpec, verify_read
+from pixelpipe.imaging.verify import (
+    FEW_KEYPOINTS,
+    MAX_COLOUR_DIFFERENCE,
+    MIN_MATCHES,
+    Verified,
+    VerifySpec,
+    verify_read,
+)
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 THRESHOLDS = (4, 6, 8, 10, 12, 14)
@@ -138,10 +145,11 @@ def bits_apart(a: np.ndarray, b: np.ndarray) -> int:
 
 def accepted(distance: int, verified: Verified, threshold: int) -> bool:
     """The two-step decision for one pair at one candidate threshold."""
-    inliers, fewest, error = verified
+    inliers, fewest, colour, error = verified
     if error is not None or distance > threshold:
         return False
-    return inliers >= MIN_MATCHES or (fewest < FEW_KEYPOINTS and distance <= PLAIN_DISTANCE)
+    matched = inliers >= MIN_MATCHES and colour <= MAX_COLOUR_DIFFERENCE
+    return matched or (fewest < FEW_KEYPOINTS and distance <= PLAIN_DISTANCE)
 
 
 def ordered(a: str, b: str, digest: dict[str, str]) -> tuple[str, str, int]:
@@ -206,9 +214,10 @@ def edited_recall(
 
 def pair_record(a: str, b: str, distance: int, verified: Verified) -> Json:
     """One pair as the report names it."""
-    inliers, fewest, _ = verified
+    inliers, fewest, colour, _ = verified
     names = {"a": Path(a).name, "b": Path(b).name}
-    return {**names, "distance": distance, "inliers": inliers, "fewest_keypoints": fewest}
+    figures = {"inliers": inliers, "fewest_keypoints": fewest, "colour_difference": colour}
+    return {**names, "distance": distance, **figures}
 
 
 _UK = "imagededup/mixed_images/ukbench00120"

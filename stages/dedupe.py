@@ -22,7 +22,7 @@ from pixelpipe import (
 )
 from pixelpipe.imaging import hamming
 from pixelpipe.imaging.hashing import ORIENTATIONS, HashSpec
-from pixelpipe.imaging.verify import MIN_MATCHES
+from pixelpipe.imaging.verify import MAX_COLOUR_DIFFERENCE, MIN_MATCHES
 from stages._dedupe.decide import KeepPolicy, conflict
 from stages._dedupe.features import feature_candidates
 from stages._dedupe.group import Edges, Grouping, group
@@ -73,6 +73,11 @@ class Params(StageParams):
     unverified_distance: int = Field(default=UNVERIFIED_DISTANCE, ge=0)
     """Pairs the check cannot judge (an image with too few keypoints: flat, blurred) are
     duplicates when their hashes are within this distance."""
+    max_colour_difference: float | None = Field(default=MAX_COLOUR_DIFFERENCE, gt=0)
+    """Two colourful images whose keypoints agree but whose aligned colours differ by more
+    than this (mean chroma difference, 0-255 units; copies stay below 9) are colour
+    variants of one print, kept apart. ``null``: colour is not compared (a grayscale
+    image never is)."""
     features: str | None = None
     """A manifest column of vectors (an embedding a custom stage adds): candidates are then
     the pairs within ``max_cosine_distance`` of each other, found with a FAISS index,
@@ -282,14 +287,20 @@ def _second_step(
         checked = Checked(accepted, int(candidates.i.size), 0, int(candidates.i.size), 0, 0)
     else:
         checked = check(
-            table, files, candidates, params.min_matches, params.unverified_distance, ctx
+            table,
+            files,
+            candidates,
+            params.min_matches,
+            params.unverified_distance,
+            params.max_colour_difference,
+            ctx,
         )
     return dataclasses.replace(checked, measured=measured)
 
 
 def _refused_shots(
     checked: Checked, files: Files, table: pa.Table
-) -> list[tuple[Shot, Shot, int, int]]:
+) -> list[tuple[Shot, Shot, int, int, float | None]]:
     """The refused candidate pairs, as the report shows them."""
     ids, images, shas = table.column("id"), table.column("image"), table.column("sha256")
 
@@ -297,7 +308,7 @@ def _refused_shots(
         row = files.first_row[file]
         return Shot(str(images[row].as_py()), str(shas[row].as_py()), str(ids[row].as_py()))
 
-    return [(shot(a), shot(b), d, m) for a, b, d, m in checked.refused]
+    return [(shot(a), shot(b), d, m, c) for a, b, d, m, c in checked.refused]
 
 
 def _check_metrics(checked: Checked | None, params: Params) -> dict[str, Any]:
@@ -312,6 +323,7 @@ def _check_metrics(checked: Checked | None, params: Params) -> dict[str, Any]:
         "verified_pairs": checked.matched,
         "pairs_by_hash_alone": checked.by_hash,
         "rejected_pairs": checked.rejected,
+        "colour_variants": checked.colour_variants,
         "unreadable_pairs": checked.failed,
         **checked.measured,
     }

@@ -29,13 +29,15 @@ from pixelpipe.imaging.verify import Verified  # noqa: E402
 @pytest.mark.parametrize(
     ("distance", "verified", "threshold", "expected"),
     [
-        (10, (20, 300, None), 12, True),  # enough inliers within the candidate distance
-        (13, (400, 300, None), 12, False),  # verified, but never a candidate at 12
-        (10, (19, 300, None), 12, False),  # one inlier short: a look-alike
-        (6, (0, 49, None), 12, True),  # too plain to verify: the hash decides, at <= 6
-        (7, (0, 49, None), 12, False),  # too plain and beyond 6: not a duplicate
-        (6, (0, 49, None), 4, False),  # too plain, but outside a tighter candidate distance
-        (0, (0, 0, "OSError: broken"), 12, False),  # an unreadable image pairs with nothing
+        (10, (20, 300, -1.0, None), 12, True),  # enough inliers within the candidate distance
+        (13, (400, 300, -1.0, None), 12, False),  # verified, but never a candidate at 12
+        (10, (19, 300, -1.0, None), 12, False),  # one inlier short: a look-alike
+        (10, (80, 300, 8.0, None), 12, True),  # verified, colours alike
+        (10, (80, 300, 38.0, None), 12, False),  # verified, but one print in two colours
+        (6, (0, 49, -1.0, None), 12, True),  # too plain to verify: the hash decides, at <= 6
+        (7, (0, 49, -1.0, None), 12, False),  # too plain and beyond 6: not a duplicate
+        (6, (0, 49, -1.0, None), 4, False),  # too plain, but outside a tighter distance
+        (0, (0, 0, -1.0, "OSError: broken"), 12, False),  # unreadable: pairs with nothing
     ],
 )
 def test_the_two_step_rule(

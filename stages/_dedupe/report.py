@@ -93,7 +93,7 @@ class ReportData:
         chains_total: Chains cut in all.
         near_misses: Pairs just above the threshold: ``(a, b, distance)``.
         refused: Candidate pairs the second check refused, most agreeing keypoints
-            first: ``(a, b, distance, matches)``.
+            first: ``(a, b, distance, matches, colour difference when that refused it)``.
         min_matches: The check's ``min_matches`` (0 when there was no check).
         unhashable: ``(id, error)`` of images that could not be hashed.
         thumbnails: The data URI of every thumbnail shown (:func:`shown_shots`).
@@ -111,7 +111,7 @@ class ReportData:
     chains: Sequence[ChainView] = ()
     chains_total: int = 0
     near_misses: Sequence[tuple[Shot, Shot, int]] = ()
-    refused: Sequence[tuple[Shot, Shot, int, int]] = ()
+    refused: Sequence[tuple[Shot, Shot, int, int, float | None]] = ()
     min_matches: int = 0
     unhashable: Sequence[tuple[str, str]] = ()
     thumbnails: dict[ThumbKey, str] = field(default_factory=dict)
@@ -142,7 +142,7 @@ def shown_shots(data: ReportData) -> Iterator[Shot]:
     for a, b, _ in data.near_misses:
         yield a
         yield b
-    for a, b, _, _ in data.refused:
+    for a, b, *_ in data.refused:
         yield a
         yield b
 
@@ -285,6 +285,10 @@ def _near_misses(data: ReportData) -> str:
     )
 
 
+def _colours(difference: float | None) -> str:
+    return "" if difference is None else f" · colours differ by {difference:.0f}"
+
+
 def _refused(data: ReportData) -> str:
     if not data.min_matches:
         return ""
@@ -293,14 +297,15 @@ def _refused(data: ReportData) -> str:
         return head + "<p>The check refused no candidate pair.</p>"
     pairs = "".join(
         f'<div class="pair">{_card(data, a)}{_card(data, b)}'
-        f'<div class="dist">d = {d} · {m} matches</div></div>'
-        for a, b, d, m in data.refused
+        f'<div class="dist">d = {d} · {m} matches{_colours(c)}</div></div>'
+        for a, b, d, m, c in data.refused
     )
     return (
         head + "<p class=muted>Pairs within <code>max_distance</code> whose keypoints "
         f"did not agree: fewer than <code>min_matches</code> = {data.min_matches} fit one "
-        "transform. They are kept. Different pictures that look alike belong here; if "
-        "copies do, lower <code>min_matches</code>.</p>" + pairs
+        "transform, or their colours differ (one print in two colours). They are kept. "
+        "Different pictures that look alike belong here; if copies do, lower "
+        "<code>min_matches</code> or raise <code>max_colour_difference</code>.</p>" + pairs
     )
 
 

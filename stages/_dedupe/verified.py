@@ -6,7 +6,9 @@ is checked by :mod:`pixelpipe.imaging.verify` (ORB keypoints, RANSAC for one aff
 transform) on the workers, through the per-item cache keyed by the two files' sha256, so a
 new data drop verifies only its new pairs. A pair is a duplicate when
 
-- at least ``min_matches`` keypoints agree with one transform, or
+- at least ``min_matches`` keypoints agree with one transform, unless both images are
+  colourful and their aligned colours differ by more than ``max_colour_difference`` (one
+  print in two colours), or
 - either image is too plain to judge (fewer than
   :data:`~pixelpipe.imaging.verify.FEW_KEYPOINTS` keypoints: flat or blurred) and the
   hashes are within ``unverified_distance``, the single-step threshold.
@@ -69,9 +71,12 @@ class Checked:
         by_hash: Duplicates by the hash alone (an image too plain to verify).
         rejected: Candidates found not to be the same picture.
         failed: Candidates whose images could not be read.
+        colour_variants: Candidates refused, though their keypoints agree, because their
+            colours differ (one print in two colours).
         measured: What the candidate search measured (features: method, recall).
         refused: The refused candidates, most agreeing keypoints first (at most
-            :data:`REFUSED_SHOWN`): ``(file, file, distance, inliers)``.
+            :data:`REFUSED_SHOWN`): ``(file, file, distance, inliers, colour difference
+            when that refused it)``.
     """
 
     edges: Edges
@@ -80,8 +85,9 @@ class Checked:
     by_hash: int
     rejected: int
     failed: int
+    colour_variants: int = 0
     measured: dict[str, object] = field(default_factory=dict)
-    refused: list[tuple[int, int, int, int]] = field(default_factory=list)
+    refused: list[tuple[int, int, int, int, float | None]] = field(default_factory=list)
 
 
 def hash_candidates(hashes: Hashes) -> Candidates:
@@ -154,6 +160,7 @@ def check(
     candidates: Candidates,
     min_matches: int,
     unverified_distance: int,
+    max_colour_difference: float | None,
     ctx: StageContext,
 ) -> Checked:
     """Verify the candidate pairs on the workers (cached by the pair's sha256s).
@@ -164,6 +171,8 @@ def check(
         candidates: Pairs of files to check.
         min_matches: Inliers that make a pair a duplicate.
         unverified_distance: Hash distance that decides a pair that cannot be verified.
+        max_colour_difference: Colour difference that makes two colourful images
+            different pictures (``None``: colour is not compared).
         ctx: The step's context (workers, cache, progress).
     """
     images: list[str] = table.column("image").to_pylist()
@@ -200,11 +209,14 @@ def check(
             )
     inliers = np.array([r[0] for r in results], dtype=np.int64)
     fewest = np.array([r[1] for r in results], dtype=np.int64)
-    failed = np.array([r[2] is not None for r in results], dtype=bool)
-    for (x, y, _), (_, _, error) in zip(items, results, strict=True):
+    colour = np.array([r[2] for r in results], dtype=np.float64)
+    failed = np.array([r[3] is not None for r in results], dtype=bool)
+    for (x, y, _), (_, _, _, error) in zip(items, results, strict=True):
         if error is not None:
             ctx.log.warning("%s / %s: not verified (%s)", images[x], images[y], error)
-    matched = (inliers >= min_matches) & ~failed
+    limit = np.inf if max_colour_difference is None else max_colour_difference
+    variants = (inliers >= min_matches) & (colour > limit) & ~failed
+    matched = (inliers >= min_matches) & ~variants & ~failed
     unjudged = fewest < FEW_KEYPOINTS
     by_hash = ~matched & unjudged & ~failed & (candidates.distance <= unverified_distance)
     by_hash &= candidates.distance >= 0
@@ -216,7 +228,13 @@ def check(
     no = np.flatnonzero(~keep & ~failed)
     no = no[np.lexsort((candidates.j[no], candidates.i[no], -inliers[no]))][:REFUSED_SHOWN]
     refused = [
-        (int(candidates.i[k]), int(candidates.j[k]), int(candidates.distance[k]), int(inliers[k]))
+        (
+            int(candidates.i[k]),
+            int(candidates.j[k]),
+            int(candidates.distance[k]),
+            int(inliers[k]),
+            float(colour[k]) if variants[k] else None,
+        )
         for k in no.tolist()
     ]
     return Checked(
@@ -226,5 +244,6 @@ def check(
         int(by_hash.sum()),
         int((~keep & ~failed).sum()),
         int(failed.sum()),
+        int(variants.sum()),
         refused=refused,
     )

@@ -22,6 +22,7 @@ LOOK_ALIKES = [
     ("193e7aff-bfe9-4f2a-a93d-87bbdf7ab8fc.jpg", "565f2bb8-ca9b-4e09-a88d-58fa4eeabb8d.jpg"),
     ("2cbc567c-79b1-4c37-8f31-6a452650bb80.jpg", "2d38c37a-f31c-4715-8c22-2e7f45003236.jpg"),
 ]
+RED_SHIRT = "2acc95a9-ac27-41e6-8061-9b43849db240.jpg"  # a colourful photo
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
@@ -36,8 +37,9 @@ def _jpeg(image: Image.Image, path: Path) -> None:
 
 @pytest.fixture
 def edited(project: Path, corpora: Path, tmp_path: Path) -> Path:
-    """One photo with a cropped, two reframed and a watermarked copy, and two pairs of
-    distinct look-alike photos (4 and 6 bits apart)."""
+    """One photo with a cropped, two reframed and a watermarked copy, a red shirt and the
+    same photo in other colours, and two pairs of distinct look-alike photos (4 and 6 bits
+    apart)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     with Image.open(corpora / CLOTHING / PHOTO) as opened:
@@ -56,6 +58,10 @@ def edited(project: Path, corpora: Path, tmp_path: Path) -> Path:
         (width * 0.05, height * 0.9, width * 0.4, height * 0.97), fill="black"
     )
     _jpeg(marked, folder / "marked.jpg")
+    shutil.copy(corpora / CLOTHING / RED_SHIRT, folder / "red_shirt.jpg")
+    with Image.open(corpora / CLOTHING / RED_SHIRT) as opened:
+        red, green, blue = opened.convert("RGB").split()  # the shirt in other colours
+    _jpeg(Image.merge("RGB", (blue, red, green)), folder / "recoloured.jpg")
     for a, b in LOOK_ALIKES:
         shutil.copy(corpora / CLOTHING / a, folder / a)
         shutil.copy(corpora / CLOTHING / b, folder / b)
@@ -98,13 +104,15 @@ def test_defaults_remove_crops_reframes_and_watermarks_and_keep_look_alikes(edit
         assert row["matches"] >= 20 and row["distance"] <= 12
         assert f"{row['matches']} keypoints agree" in row["detail"]
     assert max(r["distance"] for r in removed.values()) > 6  # pHash alone at 6 misses one
-    assert metrics["rejected_pairs"] >= len(LOOK_ALIKES)
+    assert metrics["rejected_pairs"] >= len(LOOK_ALIKES) + 1
+    assert metrics["colour_variants"] >= 1  # recoloured.jpg: its keypoints agree, not colours
     assert metrics["candidate_pairs"] == (
         metrics["verified_pairs"] + metrics["pairs_by_hash_alone"] + metrics["rejected_pairs"]
     )
     report = (edited / "data" / "dedupe" / "report.html").read_text()
     assert "matches" in report and "Candidates the check refused" in report
     assert LOOK_ALIKES[0][0] in report  # refused, shown with its keypoint count
+    assert "colours differ by" in report
 
 
 def test_without_the_check_the_loose_threshold_pairs_look_alikes(edited: Path) -> None:
@@ -138,3 +146,10 @@ def test_a_vector_with_nan_names_its_sample(edited: Path) -> None:
     run_stage(edited, "embed", PIPELINE, workers=1)
     with pytest.raises(PixelpipeError, match=r"features: column 'layout': .*'crop\.jpg'.*NaN"):
         _run(edited, "dedupe_features", {"features": "layout"})
+
+
+def test_without_the_colour_test_a_recoloured_copy_is_a_duplicate(edited: Path) -> None:
+    metrics = _run(edited, "dedupe", {"max_colour_difference": None})
+    assert metrics["colour_variants"] == 0
+    removed = _removed(edited)  # the same size: the first source path is kept
+    assert removed["red_shirt.jpg"]["duplicate_of"] == "recoloured.jpg"
