@@ -53,7 +53,6 @@ __all__ = [
     "colour_difference",
     "describe",
     "gray",
-    "gray_thumbnail",
     "inliers",
     "pair_inliers",
     "thumbnail",
@@ -136,11 +135,6 @@ def thumbnail(image: Image.Image, side: int) -> U8:
 def gray(rgb: U8) -> U8:
     """A thumbnail from :func:`thumbnail` in grayscale (ITU-R 601 luma, as Pillow's L)."""
     return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-
-
-def gray_thumbnail(image: Image.Image, side: int) -> U8:
-    """The image in grayscale with its long side at ``side`` pixels, aspect kept."""
-    return gray(thumbnail(image, side))
 
 
 def describe(gray: U8, spec: VerifySpec) -> Features:
