@@ -82,8 +82,8 @@ def code_version(module: str) -> str:
     its own, ``stages/_validate/`` for ``stages/validate.py``, and those kinds share, as
     ``select`` uses split's hashing), the private modules beside it (``stages/_<name>.py``)
     and the ``pixelpipe`` package, so editing any of them misses the cache instead of
-    reusing a stale result. Library versions that change pixels
-    (Pillow, NumPy) are part of it too.
+    reusing a stale result. Library versions that change pixels or keypoints
+    (Pillow, NumPy, OpenCV) are part of it too.
     """
     digest = hashlib.sha256()
     files: list[Path] = []
@@ -98,10 +98,14 @@ def code_version(module: str) -> str:
     for file in files:
         digest.update(file.name.encode() + b"\0")
         digest.update(file.read_bytes())
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    for library in ("pillow", "numpy"):
-        digest.update(f"{library}={version(library)}\0".encode())
+    # OpenCV finds dedupe's keypoints; it ships under several distribution names.
+    for library in ("pillow", "numpy", "opencv-python-headless", "opencv-python"):
+        try:
+            digest.update(f"{library}={version(library)}\0".encode())
+        except PackageNotFoundError:
+            continue
     return digest.hexdigest()
 
 
