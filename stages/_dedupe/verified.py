@@ -110,21 +110,20 @@ def hash_candidates(hashes: Hashes) -> Candidates:
         c, d, apart = _files_of(hashes.square, same=True)
         differ = found.inverse[c] != found.inverse[d]  # one whole-image hash: one node
         c, d, apart = c[differ], d[differ], apart[differ]
-        both = hamming.Pairs.build(
-            np.concatenate([a, c]), np.concatenate([b, d]), np.concatenate([distance, apart])
-        )
-        # Turned pairs keep their order (the turned image first) and their turn.
-        turns = {(int(x), int(y)): int(t) for x, y, t in zip(a, b, turned, strict=True) if t}
-        first, second = both.i.copy(), both.j.copy()
-        turned = np.zeros(both.i.size, dtype=np.int64)
-        for k, (x, y) in enumerate(zip(both.i.tolist(), both.j.tolist(), strict=True)):
-            if not turns:
-                break
-            if (y, x) in turns:
-                first[k], second[k], turned[k] = y, x, turns[(y, x)]
-            elif (x, y) in turns:
-                turned[k] = turns[(x, y)]
-        a, b, distance = first, second, both.distance
+        # A pair both searches found keeps its order and turn, and the smaller distance.
+        rows = int(hashes.words.shape[0])
+        known = np.minimum(a, b) * rows + np.maximum(a, b)
+        wanted = np.minimum(c, d) * rows + np.maximum(c, d)
+        hit, where = np.zeros(c.size, dtype=bool), np.zeros(c.size, dtype=np.int64)
+        if known.size:
+            order = np.argsort(known)
+            where = order[np.minimum(np.searchsorted(known, wanted, sorter=order), known.size - 1)]
+            hit = known[where] == wanted
+        distance = distance.copy()
+        np.minimum.at(distance, where[hit], apart[hit])
+        a, b = np.concatenate([a, c[~hit]]), np.concatenate([b, d[~hit]])
+        distance = np.concatenate([distance, apart[~hit]])
+        turned = np.concatenate([turned, np.zeros(int((~hit).sum()), dtype=np.int64)])
     return Candidates(hashes.hashed[a], hashes.hashed[b], distance, turned)
 
 
